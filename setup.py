@@ -13,7 +13,7 @@ lic = licenses[cfg['license']]
 requirements = cfg.get('requirements', '').split()
 dev_requirements = [r for r in cfg.get('dev_requirements', '').split(' ') if r]
 # `nbdev>=2.4.14,<3` holds a comma, so dev requirements are space separated.
-faces_requirements = ['dlib-bin', 'face_recognition_models', 'av']
+faces_requirements = cfg.get('faces_requirements', '').split()   # dlib + its CC0 models + PyAV: `hybridlat[faces]`
 readme = Path(__file__).parent/'README.md'
 
 setuptools.setup(

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['to_uint8', 'from_uint8', 'image_grid', 'show_images', 'atomic_path', 'save_image']
 
-# %% ../nbs/00_images.ipynb #74647b6a
+# %% ../nbs/00_images.ipynb #c3a26f7b
 import os
 import tempfile
 from contextlib import contextmanager
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-# %% ../nbs/00_images.ipynb #d02c53f2
+# %% ../nbs/00_images.ipynb #2373f8aa
 def to_uint8(images):
     "[N, C, H, W] or [C, H, W] float tensor in [-1, 1] → [N, H, W, C] (or [H, W, C]) uint8 numpy array."
     x = torch.as_tensor(images).detach().float().cpu()
@@ -27,7 +27,7 @@ def from_uint8(array):
     x = torch.as_tensor(np.asarray(array)).float() / 127.5 - 1
     return x.movedim(-1, -3).contiguous()
 
-# %% ../nbs/00_images.ipynb #d62544a9
+# %% ../nbs/00_images.ipynb #47ea9120
 def image_grid(images, ncols=None, pad=2, pad_value=255):
     "Lay out [N, C, H, W] images (float in [-1, 1]) as one [H', W', C] uint8 grid, `ncols` per row."
     arr = to_uint8(images)
@@ -49,7 +49,11 @@ def show_images(images, ncols=None, title=None, figsize=None, ax=None):
     if title: ax.set_title(title)
     return ax
 
-# %% ../nbs/00_images.ipynb #1b0e1c92
+# %% ../nbs/00_images.ipynb #c967cf03
+def _umask():
+    mask = os.umask(0); os.umask(mask)
+    return mask
+
 @contextmanager
 def atomic_path(path, suffix=None):
     "Yield a temporary path beside `path`; on success rename it to `path`, on error delete it."
@@ -59,6 +63,7 @@ def atomic_path(path, suffix=None):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())                       # mkstemp makes 0600 files; use the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)

@@ -1,0 +1,40 @@
+"""The `hybridlat` console script, as a newcomer runs it."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, '-c', 'import sys; from hybridlat.cli import main; sys.exit(main())', *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_demo_writes_pictures_and_report(tmp_path):
+    res = run_cli('demo', '--out', str(tmp_path / 'out'), '--seed', '4', cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    files = sorted(p.name for p in (tmp_path / 'out').iterdir())
+    assert files == ['demo.json', 'samples.png', 'style_mixing.png', 'stylespace_channels.png']
+    info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
+    assert info['seeds'][0] == 4 and info['resolution'] == 128
+    assert 'UNTRAINED' in info['generator'] or 'checkpoint' in info['generator']
+    assert all(f'wrote {tmp_path / "out"}' in line for line in res.stdout.strip().splitlines())
+
+
+def test_demo_with_missing_checkpoint_fails_clearly(tmp_path):
+    res = run_cli('demo', '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'nope.pkl'), cwd=tmp_path)
+    assert res.returncode != 0
+    assert 'nope.pkl' in res.stderr
+    assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())
+
+
+def test_unknown_command_is_a_usage_error(tmp_path):
+    res = run_cli('explode', cwd=tmp_path)
+    assert res.returncode == 2 and 'invalid choice' in res.stderr
+
+
+def test_console_script_is_installed():
+    import importlib.metadata as md
+    eps = [e for e in md.entry_points(group='console_scripts') if e.name == 'hybridlat']
+    assert eps and eps[0].value == 'hybridlat.cli:main'
