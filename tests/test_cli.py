@@ -38,3 +38,21 @@ def test_console_script_is_installed():
     import importlib.metadata as md
     eps = [e for e in md.entry_points(group='console_scripts') if e.name == 'hybridlat']
     assert eps and eps[0].value == 'hybridlat.cli:main'
+
+
+def test_demo_renders_from_a_checkpoint(tmp_path):
+    import torch
+    from hybridlat.checkpoints import save_generator
+    from hybridlat.generator import Generator, small_generator_kwargs
+    torch.manual_seed(7)
+    save_generator(Generator(**small_generator_kwargs(32)), tmp_path / 'g32.pt')
+    res = run_cli('demo', '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'g32.pt'), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
+    assert info['resolution'] == 32 and info['generator'] == 'checkpoint g32.pt'
+
+
+def test_demo_rejects_a_non_checkpoint(tmp_path):
+    (tmp_path / 'notes.pkl').write_text('not a checkpoint')
+    res = run_cli('demo', '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'notes.pkl'), cwd=tmp_path)
+    assert res.returncode == 1 and 'hybridlat demo:' in res.stderr and 'Traceback' not in res.stderr
