@@ -6,11 +6,9 @@
 __all__ = ['FACES_EXTRA', 'find_data_dir', 'model_file', 'ImageReadError', 'NoFaceError', 'load_image', 'detect_faces',
            'face_landmarks', 'ffhq_quad', 'quad_matrix', 'transform_points', 'warp_image', 'AlignedFace', 'align_face',
            'paste_mask', 'paste_back', 'paste_weight', 'interocular_distance', 'mouth_opening', 'eye_openness',
-           'brow_raise', 'euler_to_matrix', 'project_points', 'head_pose', 'smooth_landmarks', 'align_frames',
-           'read_dlib_params', 'DlibFaceNet', 'load_face_net', 'face_chip', 'chip_descriptors', 'face_descriptor',
-           'face_descriptors']
+           'brow_raise', 'euler_to_matrix', 'project_points', 'head_pose', 'smooth_landmarks', 'align_frames']
 
-# %% ../nbs/20_faces.ipynb #da6c940d
+# %% ../nbs/20_faces.ipynb #af06be59
 import functools
 import importlib.util
 import os
@@ -19,13 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from fastcore.basics import patch
 from PIL import Image, ImageOps
-from tqdm.auto import tqdm
 
-# %% ../nbs/20_faces.ipynb #b99e2868
+# %% ../nbs/20_faces.ipynb #ce0c011e
 _PKG_DIR = Path(__file__).resolve().parent if '__file__' in globals() else Path.cwd()
 
 def find_data_dir():
@@ -40,7 +35,7 @@ def find_data_dir():
     raise FileNotFoundError("real data not found: set HYBRIDLAT_DATA or put it at ../shared/data (tried "
                             + ', '.join(str(p.resolve()) for p in tried) + ')')
 
-# %% ../nbs/20_faces.ipynb #709d647d
+# %% ../nbs/20_faces.ipynb #cf3160d3
 FACES_EXTRA = "pip install 'hybridlat[faces]'"
 
 def _dlib():
@@ -66,7 +61,7 @@ def _model(kind):
     if kind == 'recognition': return dlib.face_recognition_model_v1(str(model_file('dlib_face_recognition_resnet_model_v1.dat')))
     raise ValueError(f"unknown dlib model {kind!r}")
 
-# %% ../nbs/20_faces.ipynb #ca43a5e0
+# %% ../nbs/20_faces.ipynb #261d84ab
 class ImageReadError(ValueError): "A file that exists but cannot be decoded as an image."
 class NoFaceError(ValueError): "No face was found where one was needed."
 
@@ -86,7 +81,7 @@ def _rgb(img):
         raise ValueError(f"expected an [H, W, 3] uint8 RGB image, got shape {img.shape} dtype {img.dtype}")
     return np.ascontiguousarray(img[..., :3])
 
-# %% ../nbs/20_faces.ipynb #efd7426f
+# %% ../nbs/20_faces.ipynb #74a6e2f9
 def _shrunk(img, max_size):
     "A copy of `img` no larger than `max_size` px, and the factor that maps its coordinates back."
     scale = max(img.shape[:2]) / max_size if max_size else 1.0
@@ -113,7 +108,7 @@ def face_landmarks(img, box=None, **detect_kwargs):
     shape = _model('landmarks')(img, _dlib().rectangle(*[int(v) for v in box[:2]], int(box[2]) - 1, int(box[3]) - 1))
     return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
-# %% ../nbs/20_faces.ipynb #2bdf01d1
+# %% ../nbs/20_faces.ipynb #baba5013
 def _pts(lms):
     lms = np.asarray(lms, np.float64)
     if lms.shape[-2:] != (68, 2): raise ValueError(f"expected 68 landmarks [..., 68, 2], got shape {lms.shape}")
@@ -141,7 +136,7 @@ def transform_points(matrix, pts):
     "Apply a 3×3 affine `matrix` to points [..., 2]."
     return np.asarray(pts, np.float64) @ matrix[:2, :2].T + matrix[:2, 2]
 
-# %% ../nbs/20_faces.ipynb #d5d9cef6
+# %% ../nbs/20_faces.ipynb #674f388f
 def warp_image(src, matrix, out_hw, ss=1, padding_mode='reflection', origin=(0, 0)):
     "Warp `src` [H, W, C] (float tensor) by `matrix` (src → out coords) into [out_h, out_w, C], `ss`× supersampled."
     (h, w), H, W = out_hw, *src.shape[:2]
@@ -156,7 +151,7 @@ def warp_image(src, matrix, out_hw, ss=1, padding_mode='reflection', origin=(0, 
 
 def _u8(x): return x.round().clamp(0, 255).to(torch.uint8).numpy()
 
-# %% ../nbs/20_faces.ipynb #5edaab36
+# %% ../nbs/20_faces.ipynb #314ad085
 @dataclass
 class AlignedFace:
     "An FFHQ-aligned crop and how it maps to the original image."
@@ -175,7 +170,7 @@ def align_face(img, landmarks, size=128, max_ss=8):
     crop = warp_image(torch.tensor(img, dtype=torch.float32), matrix, (size, size), ss)
     return AlignedFace(_u8(crop), quad.astype(np.float32), matrix, size, transform_points(matrix, lms).astype(np.float32))
 
-# %% ../nbs/20_faces.ipynb #ef58208a
+# %% ../nbs/20_faces.ipynb #d900d3bc
 def paste_mask(size, feather=0.1, shape='ellipse'):
     "Soft blending mask [size, size] in [0, 1]: 1 inside, falling to 0 over a `feather` band at the edge."
     t = (torch.arange(size, dtype=torch.float64) + 0.5) / size * 2 - 1
@@ -202,13 +197,13 @@ def paste_back(frame, crop, aligned, feather=0.1, shape='ellipse', max_ss=8):
     res[y0:y1, x0:x1] = res[y0:y1, x0:x1] * (1 - out[..., 3:]) + out[..., :3]
     return _u8(res)
 
-# %% ../nbs/20_faces.ipynb #01a18473
+# %% ../nbs/20_faces.ipynb #e3eb4e52
 def paste_weight(frame_hw, aligned, feather=0.1, shape='ellipse'):
     "Where `paste_back` writes: the mask warped into frame coordinates [H, W] in [0, 1]."
     ones = np.full((aligned.size, aligned.size, 3), 255, np.uint8)
     return paste_back(np.zeros((*frame_hw, 3), np.uint8), ones, aligned, feather, shape)[..., 0] / 255.0
 
-# %% ../nbs/20_faces.ipynb #1720443e
+# %% ../nbs/20_faces.ipynb #7160854b
 def _d(lms, i, j): return np.linalg.norm(lms[..., i, :] - lms[..., j, :], axis=-1)
 
 def interocular_distance(lms):
@@ -236,7 +231,7 @@ def brow_raise(lms):
     h_r = ((lms[..., 22:27, :].mean(-2) - eye_r) * up).sum(-1)
     return (h_l + h_r) / 2 / interocular_distance(lms)
 
-# %% ../nbs/20_faces.ipynb #099973ca
+# %% ../nbs/20_faces.ipynb #5dd8173d
 _FACE3D = np.array([[0., 0., 0.], [0., 330., 65.], [-225., -170., 135.], [225., -170., 135.],   # nose tip, chin, eye corners
                     [-150., 150., 125.], [150., 150., 125.]])                                   # mouth corners
 _FACE3D_IDX = [30, 8, 36, 45, 48, 54]
@@ -284,7 +279,7 @@ def head_pose(lms, image_size, steps=15):
     yaw, pitch, roll = -np.arcsin(np.clip(-R[2, 0], -1, 1)), -np.arctan2(R[2, 1], R[2, 2]), np.arctan2(R[1, 0], R[0, 0])
     return tuple(float(v) for v in np.degrees([yaw, pitch, roll]))
 
-# %% ../nbs/20_faces.ipynb #d0628085
+# %% ../nbs/20_faces.ipynb #49c8cc78
 def _gaussian_time(seq, sigma):
     "Gaussian smoothing along axis 0; ends padded by point reflection, which keeps steady motion unchanged."
     r = min(max(int(3 * sigma + 0.5), 1), len(seq) - 1)
@@ -313,7 +308,7 @@ def smooth_landmarks(landmarks_seq, method='gaussian', sigma=2.0, fps=25.0, min_
     if method == 'one_euro': return _one_euro(seq, fps, min_cutoff, beta, d_cutoff).astype(np.float32)
     raise ValueError(f"method must be 'gaussian' or 'one_euro', got {method!r}")
 
-# %% ../nbs/20_faces.ipynb #02f2cde8
+# %% ../nbs/20_faces.ipynb #1f7d9249
 def _interpolate_missing(found):
     "Fill `None` entries of a landmark list by linear interpolation in time."
     ok = np.array([f is not None for f in found])
@@ -335,124 +330,4 @@ def align_frames(frames, size=128, smooth='gaussian', max_size=320, upsample=1, 
     steady = smooth_landmarks(raw, smooth, **smooth_kwargs) if smooth else raw
     out = [align_face(f, s, size) for f, s in zip(frames, steady)]
     for a, r, d in zip(out, raw, ok): a.landmarks, a.detected = transform_points(a.matrix, r).astype(np.float32), bool(d)
-    return out
-
-# %% ../nbs/20_faces.ipynb #f0a779c9
-def _read_int(buf, i):
-    n = buf[i] & 0x0F
-    v = int.from_bytes(buf[i + 1:i + 1 + n], 'little')
-    return (-v if buf[i] & 0x80 else v), i + 1 + n
-
-def _read_tensor(buf, i):
-    version, i = _read_int(buf, i)
-    if version != 2: raise ValueError(f"unexpected dlib tensor version {version}")
-    n = 1
-    for _ in range(4): d, i = _read_int(buf, i); n *= d
-    return np.frombuffer(buf, '<f4', n, i).copy(), i + 4 * n
-
-def read_dlib_params(path):
-    "The parameter arrays of a dlib network file, in network order: [(layer kind, float32 array)]."
-    buf, out, i = Path(path).read_bytes(), [], 0
-    while True:
-        hits = [(buf.find(k, i), k) for k in (b'con_4', b'affine_', b'fc_2')]
-        hits = [(j, k) for j, k in hits if j >= 0 and buf[j - 1] == len(k) and buf[j - 2] == 1]   # a serialised string
-        if not hits: return out
-        j, k = min(hits); i = j + len(k)
-        if k == b'fc_2': i = _read_int(buf, _read_int(buf, i)[1])[1]       # skip num_outputs, num_inputs
-        arr, i = _read_tensor(buf, i); out.append((k.decode(), arr))
-
-class _Affine(nn.Module):
-    "dlib's `affine_` layer (a frozen batch norm): per-channel γ x + β."
-    def __init__(self, c): super().__init__(); self.register_buffer('gamma', torch.ones(c)); self.register_buffer('beta', torch.zeros(c))
-    def forward(self, x): return x * self.gamma[:, None, None] + self.beta[:, None, None]
-
-def _add_padded(a, b):
-    "dlib's add_prev: zero-pad both to the larger channels/height/width, then add."
-    C, H, W = (max(a.shape[i], b.shape[i]) for i in (1, 2, 3))
-    pad = lambda t: F.pad(t, (0, W - t.shape[3], 0, H - t.shape[2], 0, C - t.shape[1]))
-    return pad(a) + pad(b)
-
-class _ResBlock(nn.Module):
-    def __init__(self, cin, cout, down):
-        super().__init__(); self.down = down
-        self.conv0, self.aff0 = nn.Conv2d(cin, cout, 3, 2 if down else 1, 0 if down else 1), _Affine(cout)
-        self.conv1, self.aff1 = nn.Conv2d(cout, cout, 3, 1, 1), _Affine(cout)
-    def forward(self, x):
-        y = self.aff1(self.conv1(F.relu(self.aff0(self.conv0(x)))))
-        return F.relu(_add_padded(y, F.avg_pool2d(x, 2) if self.down else x))
-
-class DlibFaceNet(nn.Module):
-    "dlib's ResNet face descriptor (dlib_face_recognition_resnet_model_v1) in torch: [N, 3, 150, 150] RGB 0-255 → [N, 128]."
-    def __init__(self, path=None):
-        super().__init__()
-        self.register_buffer('mean', torch.tensor([122.782, 117.001, 104.298]).view(1, 3, 1, 1))
-        self.conv, self.aff = nn.Conv2d(3, 32, 7, 2, 0), _Affine(32)
-        levels, blocks, cin = [(3, 32, False), (4, 64, True), (3, 128, True), (3, 256, True), (1, 256, True)], [], 32
-        for n, c, down in levels:
-            for j in range(n): blocks.append(_ResBlock(cin, c, down and j == 0)); cin = c
-        self.blocks, self.fc = nn.Sequential(*blocks), nn.Linear(256, 128, bias=False)
-        self.load_dlib(path or model_file('dlib_face_recognition_resnet_model_v1.dat'))
-        self.requires_grad_(False).eval()
-
-    def forward(self, x):                                   # x: [N, 3, 150, 150], 0-255
-        x = F.max_pool2d(F.relu(self.aff(self.conv((x - self.mean) / 256))), 3, 2)      # [N, 32, 35, 35]
-        return self.fc(self.blocks(x).mean((2, 3)))                                        # [N, 128]
-
-@patch
-def load_dlib(self: DlibFaceNet, path):
-    "Copy the weights of dlib's `.dat` file into this network, checking every shape."
-    params = iter(read_dlib_params(path))
-    def take(kind, n):
-        k, a = next(params, (None, None))
-        if k != kind or a.size != n: raise ValueError(f"{path}: expected {kind} with {n} values, got {k} with {None if a is None else a.size}")
-        return torch.from_numpy(a)
-    for m in [self.conv, self.aff, *[l for b in self.blocks for l in (b.conv0, b.aff0, b.conv1, b.aff1)], self.fc]:
-        if isinstance(m, nn.Conv2d):
-            a = take('con_4', m.weight.numel() + m.out_channels)
-            m.weight.data, m.bias.data = a[:m.weight.numel()].view_as(m.weight), a[m.weight.numel():]
-        elif isinstance(m, _Affine): a = take('affine_', 2 * len(m.gamma)); m.gamma, m.beta = a.chunk(2)
-        else: m.weight.data = take('fc_2', m.weight.numel()).view(256, 128).T.contiguous()
-    if next(params, None) is not None: raise ValueError(f"{path}: more parameters than the network has")
-    return self
-
-@functools.lru_cache(maxsize=None)
-def load_face_net():
-    "The (cached) `DlibFaceNet` with dlib's weights."
-    return DlibFaceNet()
-
-# %% ../nbs/20_faces.ipynb #be8eb38a
-def face_chip(img, landmarks, size=150, padding=0.25):
-    "dlib's aligned face chip [size, size, 3] (the descriptor network's input) from 68 landmarks."
-    dlib, pts = _dlib(), _pts(landmarks).round().astype(int)
-    (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
-    shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), [dlib.point(int(x), int(y)) for x, y in pts])
-    return dlib.get_face_chip(_rgb(img), shape, size, padding)
-
-def chip_descriptors(chips, batch_size=64, backend='torch'):
-    "128-D descriptors [N, 128] of dlib face chips [N, 150, 150, 3] uint8."
-    chips = np.asarray(chips)
-    if chips.ndim != 4 or chips.shape[1:] != (150, 150, 3): raise ValueError(f"expected chips [N, 150, 150, 3], got {chips.shape}")
-    if backend == 'dlib': return np.array([_model('recognition').compute_face_descriptor(c) for c in chips], np.float32).reshape(-1, 128)
-    x = torch.tensor(chips, dtype=torch.float32).permute(0, 3, 1, 2)
-    with torch.no_grad(): return torch.cat([load_face_net()(b) for b in x.split(batch_size)]).numpy() if len(x) else np.zeros((0, 128), np.float32)
-
-def face_descriptor(img, landmarks=None, backend='torch'):
-    "The 128-D dlib descriptor of the face in `img` (largest face when `landmarks` is None)."
-    img = _rgb(img)
-    lms = face_landmarks(img) if landmarks is None else landmarks
-    return chip_descriptors(face_chip(img, lms)[None], backend=backend)[0]
-
-def face_descriptors(images, landmarks=None, missing='raise', batch_size=64, backend='torch', progress=False, **detect_kwargs):
-    "Descriptors [N, 128] of a list of images (or paths); `missing='nan'` gives NaN rows where no face is found."
-    if missing not in ('raise', 'nan'): raise ValueError(f"missing must be 'raise' or 'nan', got {missing!r}")
-    chips, found = [], []
-    for k, im in enumerate(tqdm(images, 'face descriptors', disable=not progress)):
-        im = load_image(im) if isinstance(im, (str, Path)) else _rgb(im)
-        try: lms = face_landmarks(im, **detect_kwargs) if landmarks is None else landmarks[k]
-        except NoFaceError:
-            if missing == 'raise': raise NoFaceError(f"no face in image {k} of {len(images)} (use missing='nan' to skip)")
-            found.append(False); continue
-        chips.append(face_chip(im, lms)); found.append(True)
-    out = np.full((len(found), 128), np.nan, np.float32)
-    out[np.array(found, bool)] = chip_descriptors(np.stack(chips) if chips else np.zeros((0, 150, 150, 3), np.uint8), batch_size, backend)
     return out

@@ -7,15 +7,16 @@ __all__ = ['MS_SSIM_WEIGHTS', 'l1', 'psnr', 'gaussian_window', 'ssim', 'ms_ssim'
            'landmark_distance', 'pearson', 'expression_measures', 'expression_following', 'temporal_jitter',
            'detection_rate', 'frechet_distance', 'descriptor_stats', 'fd_dlib', 'fd_dlib_baseline']
 
-# %% ../nbs/22_metrics.ipynb #0234b6fd
+# %% ../nbs/22_metrics.ipynb #cc2ae578
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .faces import (detect_faces, eye_openness, face_descriptors, head_pose, interocular_distance, load_image,
-                             mouth_opening, _gaussian_time, _pts)
+from .faces import (detect_faces, eye_openness, head_pose, interocular_distance, load_image, mouth_opening,
+                             _gaussian_time, _pts)
+from .identity import face_descriptors
 
-# %% ../nbs/22_metrics.ipynb #905af5f7
+# %% ../nbs/22_metrics.ipynb #f3f4c567
 def _nchw(x):
     "numpy HWC/NHWC or torch CHW/NCHW → float torch [N, C, H, W], plus whether it was uint8."
     if isinstance(x, torch.Tensor): return (x[None] if x.ndim == 3 else x).float(), x.dtype == torch.uint8
@@ -36,7 +37,7 @@ def _reduce(v, reduction, torch_in):
     v = v.mean() if reduction == 'mean' else v
     return v if torch_in else (float(v) if v.ndim == 0 else v.detach().numpy())
 
-# %% ../nbs/22_metrics.ipynb #026e4e19
+# %% ../nbs/22_metrics.ipynb #db2f4064
 def l1(a, b, data_range=None, reduction='mean'):
     "Mean absolute difference, as a fraction of `data_range`."
     x, y, r = _pair(a, b, data_range)
@@ -47,7 +48,7 @@ def psnr(a, b, data_range=None, reduction='mean'):
     x, y, r = _pair(a, b, data_range)
     return _reduce(10 * torch.log10(r**2 / ((x - y)**2).mean((1, 2, 3))), reduction, isinstance(a, torch.Tensor))
 
-# %% ../nbs/22_metrics.ipynb #f0bdf269
+# %% ../nbs/22_metrics.ipynb #3fb0496c
 def gaussian_window(size=11, sigma=1.5):
     "Normalised 1-D Gaussian [size]."
     t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
@@ -77,7 +78,7 @@ def ssim(a, b, data_range=None, win_size=11, sigma=1.5, reduction='mean'):
     x, y, r = _pair(a, b, data_range)
     return _reduce(_ssim_cs(x, y, r, win_size, sigma)[0], reduction, isinstance(a, torch.Tensor))
 
-# %% ../nbs/22_metrics.ipynb #b7af884e
+# %% ../nbs/22_metrics.ipynb #f4fb93ba
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 def ms_ssim(a, b, data_range=None, win_size=11, sigma=1.5, weights=MS_SSIM_WEIGHTS, reduction='mean'):
@@ -93,7 +94,7 @@ def ms_ssim(a, b, data_range=None, win_size=11, sigma=1.5, weights=MS_SSIM_WEIGH
         x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
     return _reduce(torch.stack(vals, 1).pow(w).prod(1), reduction, isinstance(a, torch.Tensor))
 
-# %% ../nbs/22_metrics.ipynb #7f77514c
+# %% ../nbs/22_metrics.ipynb #9d5e49a0
 def identity_distance(d1, d2):
     "Euclidean distance between dlib descriptors [..., 128] (same person ≲ 0.6)."
     return np.linalg.norm(np.asarray(d1, np.float64) - np.asarray(d2, np.float64), axis=-1)
@@ -103,7 +104,7 @@ def identity_similarity(d1, d2):
     d1, d2 = np.asarray(d1, np.float64), np.asarray(d2, np.float64)
     return (d1 * d2).sum(-1) / (np.linalg.norm(d1, axis=-1) * np.linalg.norm(d2, axis=-1))
 
-# %% ../nbs/22_metrics.ipynb #b2e43600
+# %% ../nbs/22_metrics.ipynb #c232ca19
 def landmark_distance(pred, ref):
     "Mean landmark error / inter-ocular distance of `ref` (per frame for [T, 68, 2] input)."
     pred, ref = _pts(pred), _pts(ref)
@@ -128,7 +129,7 @@ def expression_following(driving_lms, output_lms, driving_size, output_size):
     d, o = expression_measures(driving_lms, driving_size), expression_measures(output_lms, output_size)
     return {k: pearson(d[k], o[k]) for k in d}
 
-# %% ../nbs/22_metrics.ipynb #ccd0ca0b
+# %% ../nbs/22_metrics.ipynb #7de07287
 def temporal_jitter(lms_seq, sigma=2.0):
     "Mean frame-to-frame displacement of the landmarks' fast component, / median inter-ocular distance."
     seq = _pts(lms_seq)
@@ -136,7 +137,7 @@ def temporal_jitter(lms_seq, sigma=2.0):
     fast = seq - _gaussian_time(seq, sigma)
     return float(np.linalg.norm(np.diff(fast, axis=0), axis=-1).mean() / np.median(interocular_distance(seq)))
 
-# %% ../nbs/22_metrics.ipynb #1dab9f0b
+# %% ../nbs/22_metrics.ipynb #a96b9eed
 def detection_rate(images, progress=False, **detect_kwargs):
     "Fraction of `images` (arrays or paths) with at least one detected face."
     if not len(images): raise ValueError("no images given")
@@ -144,7 +145,7 @@ def detection_rate(images, progress=False, **detect_kwargs):
             for im in tqdm(images, 'detecting', disable=not progress)]
     return float(np.mean(hits))
 
-# %% ../nbs/22_metrics.ipynb #d6cd2636
+# %% ../nbs/22_metrics.ipynb #12e30ef4
 def _psd_sqrt(m):
     "Square root of a symmetric positive semi-definite matrix."
     vals, vecs = np.linalg.eigh((m + m.T) / 2)
@@ -163,7 +164,7 @@ def descriptor_stats(desc):
     if len(desc) < 2: raise ValueError(f"need at least 2 descriptors, got {len(desc)}")
     return desc.mean(0), np.cov(desc, rowvar=False)
 
-# %% ../nbs/22_metrics.ipynb #56a503fd
+# %% ../nbs/22_metrics.ipynb #23c75452
 def _descriptors(s, **kw):
     "Descriptor array [N, 128] as is, or computed from a list of images/paths (NaN where no face)."
     if isinstance(s, np.ndarray) and s.ndim == 2 and s.shape[1] == 128: return s

@@ -7,10 +7,11 @@ from PIL import Image
 
 dlib = pytest.importorskip('dlib', reason="dlib missing: pip install 'hybridlat[faces]'")
 from hybridlat import faces
-from hybridlat.faces import (ImageReadError, NoFaceError, align_face, align_frames, brow_raise, chip_descriptors,
-                             detect_faces, eye_openness, face_chip, face_descriptors, face_landmarks, find_data_dir,
-                             head_pose, interocular_distance, load_image, mouth_opening, paste_back, paste_weight,
-                             smooth_landmarks, euler_to_matrix, project_points, transform_points)
+from hybridlat.faces import (ImageReadError, NoFaceError, align_face, align_frames, brow_raise, detect_faces,
+                             eye_openness, face_landmarks, find_data_dir, head_pose, interocular_distance, load_image,
+                             mouth_opening, paste_back, paste_weight, smooth_landmarks, euler_to_matrix, project_points,
+                             transform_points)
+from hybridlat.identity import chip_descriptors, face_chip, face_descriptors
 
 
 @pytest.fixture(scope='module')
