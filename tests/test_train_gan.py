@@ -7,16 +7,21 @@ import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from hybridlat.discriminator import Discriminator
-from hybridlat.train_gan import (TrainConfig, ToyFaces, build_state, d_step, g_step, generator_from_checkpoint,
-                                 load_checkpoint, read_log, train)
+from hybridlat.gan_data import FaceImages, ToyFaces, open_dataset
+from hybridlat.images import image_grid
+from hybridlat.train_gan import (TrainConfig, build_state, d_step, g_step, generator_from_checkpoint, load_checkpoint,
+                                 read_log, train)
 
 TINY = ['--data', 'toy:64', '--resolution', '16', '--batch', '4', '--z-dim', '32', '--w-dim', '32', '--map-layers', '2',
         '--channel-base', '256', '--channel-max', '32', '--r1-interval', '2', '--pl-interval', '2', '--workers', '0',
         '--n-samples', '8', '--no-progress']
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
+DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
 
 
 def tiny_cfg(**kw):
@@ -61,6 +66,20 @@ def test_resume_in_a_new_process_gives_the_same_steps(tmp_path):
     samples = sorted(p.name for p in (tmp_path / 'whole' / 'samples').iterdir())
     assert samples == ['fakes000000.png', 'fakes000004.png', 'reals.png']
     assert not [p for p in (tmp_path / 'whole').rglob('.*')]                         # no temp files left behind
+
+
+@pytest.mark.skipif(not (DATA / 'faces').is_dir(), reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
+def test_cli_trains_on_a_face_dataset_zip(tmp_path):
+    from hybridlat.datasets import build_face_dataset
+    faces = tmp_path / 'faces32.zip'
+    rep = build_face_dataset({'utkface': DATA / 'faces' / 'utkface'}, 32, faces, max_per_source=6, workers=1, progress=False)
+    assert rep.sources['utkface']['kept'] >= 4
+    cli(tmp_path / 'run', '--steps', '2', '--data', str(faces), cwd=tmp_path)      # the last --data wins; trains at 16²
+    assert load_checkpoint(tmp_path / 'run' / 'checkpoint.pt')['step'] == 2
+    data = open_dataset(faces, 16)
+    assert type(data) is FaceImages and len(data) == rep.sources['utkface']['kept']
+    reals = np.asarray(Image.open(tmp_path / 'run' / 'samples' / 'reals.png'))
+    assert (reals == image_grid(torch.stack([data[i] for i in range(len(data))]), ncols=min(8, len(data)))).all()
 
 
 def test_checkpoint_is_plain_data(tmp_path):
