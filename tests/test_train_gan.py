@@ -14,8 +14,8 @@ from PIL import Image
 from hybridlat.discriminator import Discriminator
 from hybridlat.gan_data import FaceImages, ToyFaces, open_dataset
 from hybridlat.images import image_grid
-from hybridlat.train_gan import (TrainConfig, build_state, d_step, g_step, generator_from_checkpoint, load_checkpoint,
-                                 read_log, train)
+from hybridlat.gan_checkpoints import generator_from_checkpoint, load_checkpoint
+from hybridlat.train_gan import TrainConfig, build_state, d_step, g_step, read_log, train
 
 TINY = ['--data', 'toy:64', '--resolution', '16', '--batch', '4', '--z-dim', '32', '--w-dim', '32', '--map-layers', '2',
         '--channel-base', '256', '--channel-max', '32', '--r1-interval', '2', '--pl-interval', '2', '--workers', '0',
