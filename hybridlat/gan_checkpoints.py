@@ -6,7 +6,7 @@
 __all__ = ['CHECKPOINT_FORMAT', 'seed_all', 'rng_state', 'set_rng_state', 'gather_rng', 'save_checkpoint', 'load_checkpoint',
            'restore', 'generator_from_checkpoint']
 
-# %% ../nbs/13b_gan_checkpoints.ipynb #65a08857
+# %% ../nbs/13b_gan_checkpoints.ipynb #e25617d0
 import json, random
 from dataclasses import asdict
 from pathlib import Path
@@ -16,12 +16,12 @@ import torch.distributed as dist
 from .generator import Generator
 from .images import atomic_path
 
-# %% ../nbs/13b_gan_checkpoints.ipynb #98e4e6b0
+# %% ../nbs/13b_gan_checkpoints.ipynb #d2e2a2c3
 def seed_all(seed):
     "Seed python, numpy and torch (all devices)."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
-# %% ../nbs/13b_gan_checkpoints.ipynb #4d6cec26
+# %% ../nbs/13b_gan_checkpoints.ipynb #b7fb5fbc
 def rng_state():
     "This process's RNG states (torch CPU [+ CUDA], numpy, python) as a dict of tensors."
     _, mt, gauss = random.getstate()
@@ -42,7 +42,7 @@ def set_rng_state(state):
     pos, np_has_gauss = state['numpy_pos'].tolist()
     np.random.set_state(('MT19937', state['numpy'].numpy().astype(np.uint32), pos, np_has_gauss, state['numpy_gauss'].item()))
 
-# %% ../nbs/13b_gan_checkpoints.ipynb #a6df1c02
+# %% ../nbs/13b_gan_checkpoints.ipynb #8e37896a
 CHECKPOINT_FORMAT = 'hybridlat.train_gan'
 
 def gather_rng(st):
@@ -73,7 +73,7 @@ def load_checkpoint(path):
         raise ValueError(f"{path} is not a hybridlat training checkpoint")
     return ckpt
 
-# %% ../nbs/13b_gan_checkpoints.ipynb #4f84c74e
+# %% ../nbs/13b_gan_checkpoints.ipynb #ad49a753
 def restore(st, ckpt):
     "Load networks, optimisers, counters and this rank's RNG state from `ckpt` into `st`."
     if json.loads(ckpt['G_kwargs']) != json.loads(json.dumps(st.G.init_kwargs)):
@@ -85,7 +85,7 @@ def restore(st, ckpt):
     else: seed_all(st.cfg.seed * 1_000_003 + st.step * 7919 + st.rank + 1)
     return st
 
-# %% ../nbs/13b_gan_checkpoints.ipynb #2c1413d3
+# %% ../nbs/13b_gan_checkpoints.ipynb #a86931cf
 def generator_from_checkpoint(path, ema=True):
     "The trained generator (G_ema by default) from a training checkpoint, in eval mode."
     ckpt = load_checkpoint(path)

@@ -10,7 +10,7 @@ __all__ = ['TrainConfig', 'generator_kwargs', 'discriminator_kwargs', 'd_logisti
            'train_step', 'ResumableSampler', 'make_loader', 'append_log', 'read_log', 'trim_log', 'save_samples',
            'start_outputs', 'train', 'build_parser', 'main']
 
-# %% ../nbs/13_train_gan.ipynb #f7ed645f
+# %% ../nbs/13_train_gan.ipynb #4f9e1440
 import argparse, json, math, os, time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, asdict, fields
@@ -26,7 +26,7 @@ from .gan_data import check_dataset, diff_augment, open_dataset
 from .generator import Generator
 from .images import atomic_path, image_grid, save_image
 
-# %% ../nbs/13_train_gan.ipynb #11dbf6e6
+# %% ../nbs/13_train_gan.ipynb #6d779214
 def _field(default, help): return field(default=default, metadata=dict(help=help))
 
 @dataclass
@@ -66,7 +66,7 @@ class TrainConfig:
     def total_steps(self): return self.steps if self.steps > 0 else math.ceil(self.kimg * 1000 / self.batch)
     def gamma(self): return self.r1_gamma if self.r1_gamma >= 0 else 0.0002 * self.resolution ** 2 / self.batch
 
-# %% ../nbs/13_train_gan.ipynb #ea68c465
+# %% ../nbs/13_train_gan.ipynb #8e033994
 def generator_kwargs(cfg):
     "Constructor arguments of `Generator` for `cfg` (the `small_generator_kwargs` family)."
     return dict(z_dim=cfg.z_dim, w_dim=cfg.w_dim, img_resolution=cfg.resolution, mapping_kwargs=dict(num_layers=cfg.map_layers),
@@ -77,7 +77,7 @@ def discriminator_kwargs(cfg):
     return dict(img_resolution=cfg.resolution, channel_base=cfg.channel_base, channel_max=cfg.channel_max,
                 epilogue_kwargs=dict(mbstd_group_size=cfg.mbstd_group))
 
-# %% ../nbs/13_train_gan.ipynb #d57f62ed
+# %% ../nbs/13_train_gan.ipynb #9e8d27ef
 def d_logistic_loss(real_logits, fake_logits):
     "L_D = softplus(D(fake)) + softplus(−D(real)), averaged over the batch: logits [N, 1] → scalar."
     return F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
@@ -86,13 +86,13 @@ def g_nonsaturating_loss(fake_logits):
     "L_G = softplus(−D(G(z))) = −log σ(D(G(z))), averaged: logits [N, 1] → scalar."
     return F.softplus(-fake_logits).mean()
 
-# %% ../nbs/13_train_gan.ipynb #d75ac370
+# %% ../nbs/13_train_gan.ipynb #c0936765
 def r1_penalty(real_img, real_logits):
     "‖∇ₓD(x)‖² per image, [N]; `real_img` must require grad and `real_logits` be computed from it."
     grad, = torch.autograd.grad(real_logits.sum(), real_img, create_graph=True)     # [N, 3, R, R]
     return grad.square().sum(dim=[1, 2, 3])                                         # [N]
 
-# %% ../nbs/13_train_gan.ipynb #75a41171
+# %% ../nbs/13_train_gan.ipynb #fce70dba
 def path_lengths(img, ws):
     "‖J_wᵀ y‖ per sample [N] for a random image-space direction y; `img` [N, C, H, W] computed from `ws` [N, L, w_dim]."
     y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
@@ -105,7 +105,7 @@ def path_length_penalty(img, ws, pl_mean, decay=0.01):
     pl_mean = pl_mean.lerp(lengths.mean().detach(), decay)
     return (lengths - pl_mean).square(), pl_mean
 
-# %% ../nbs/13_train_gan.ipynb #3cacbf64
+# %% ../nbs/13_train_gan.ipynb #86b6ea1b
 def mix_ws(G, ws, z, prob):
     "With probability `prob`, replace layers `cutoff:` of ws [N, num_ws, w_dim] by those of a fresh latent."
     cutoff = int(torch.randint(1, ws.shape[1], []))
@@ -119,7 +119,7 @@ def generate(G, z, style_mixing=0.0):
     if style_mixing > 0: ws = mix_ws(G, ws, z, style_mixing)
     return G.synthesis(ws, noise_mode='random'), ws
 
-# %% ../nbs/13_train_gan.ipynb #8844d9e6
+# %% ../nbs/13_train_gan.ipynb #ca13958a
 def ema_beta(cfg, images_seen):
     "EMA decay β for this step: half-life `ema_kimg` (auto: batch·10/32 kimg), ramped up over the first images."
     ema_nimg = (cfg.ema_kimg if cfg.ema_kimg >= 0 else cfg.batch * 10 / 32) * 1000
@@ -132,7 +132,7 @@ def update_ema(G_ema, G, beta):
     for p_ema, p in zip(G_ema.parameters(), G.parameters()): p_ema.copy_(p.detach().lerp(p_ema, beta))
     for b_ema, b in zip(G_ema.buffers(), G.buffers()): b_ema.copy_(b)
 
-# %% ../nbs/13_train_gan.ipynb #c270e4f7
+# %% ../nbs/13_train_gan.ipynb #32d03085
 @dataclass
 class TrainState:
     "Networks, optimisers, counters and placement of a training run."
@@ -160,7 +160,7 @@ def make_optimizer(params, cfg, reg_interval=0):
     r = reg_interval / (reg_interval + 1) if reg_interval else 1.0
     return torch.optim.Adam(params, lr=cfg.lr * r, betas=(cfg.beta1 ** r, cfg.beta2 ** r), eps=1e-8)
 
-# %% ../nbs/13_train_gan.ipynb #c7ed7ab0
+# %% ../nbs/13_train_gan.ipynb #b8ea3e73
 def check_config(cfg, world_size):
     "Clear errors for settings that cannot work: intervals < 1, batches that do not split over GPUs or mbstd groups."
     for name in ('r1_interval', 'pl_interval', 'sample_every', 'ckpt_every', 'pl_batch_shrink', 'batch'):
@@ -185,7 +185,7 @@ def build_state(cfg, device='cpu', rank=0, world_size=1):
     seed_all(cfg.seed * 1_000_003 + rank + 1)                                # different z, noise, augmentation per rank
     return st
 
-# %% ../nbs/13_train_gan.ipynb #cce3bccd
+# %% ../nbs/13_train_gan.ipynb #96e94713
 def init_distributed():
     "(rank, world_size, device) from torchrun's environment; starts the process group if WORLD_SIZE > 1."
     world, rank, local = (int(os.environ.get(k, d)) for k, d in [('WORLD_SIZE', 1), ('RANK', 0), ('LOCAL_RANK', 0)])
@@ -214,7 +214,7 @@ def step_optimizer(opt, module, world_size):
         for p, g in zip(params, flat.split([p.numel() for p in params])): p.grad.copy_(g.view_as(p))
     opt.step()
 
-# %% ../nbs/13_train_gan.ipynb #d930ca2f
+# %% ../nbs/13_train_gan.ipynb #1cea924d
 def phase(st, train_G):
     "Make G (else D) the network that learns; clear its gradients."
     st.G.requires_grad_(train_G); st.D.requires_grad_(not train_G)
@@ -267,7 +267,7 @@ def d_reg_step(st, real):
     step_optimizer(st.opt_D, st.D, st.world_size)
     return dict(r1_penalty=penalty.mean().detach())
 
-# %% ../nbs/13_train_gan.ipynb #7e1f6a5b
+# %% ../nbs/13_train_gan.ipynb #79a130e1
 def prepare_reals(st, batch):
     "Loader batch → real images [N, 3, R, R] on the device, half of them mirrored if `cfg.xflip`."
     real = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(st.device, torch.float32, non_blocking=True)
@@ -288,7 +288,7 @@ def train_step(st, batch):
     values = all_mean(torch.stack([v.float() for v in logs.values()]), st.world_size).tolist()
     return dict(zip(logs, values))
 
-# %% ../nbs/13_train_gan.ipynb #c6512c73
+# %% ../nbs/13_train_gan.ipynb #8f3a813a
 class ResumableSampler(Sampler):
     "Endless stream of this rank's indices: epoch after epoch of `DistributedSampler` shuffles, skipping the first `start`."
     def __init__(self, dataset, rank=0, world_size=1, seed=0, start=0):
@@ -309,7 +309,7 @@ def make_loader(dataset, st):
     return DataLoader(dataset, batch_size=st.batch_gpu, sampler=sampler, num_workers=st.cfg.workers, drop_last=True,
                       pin_memory=st.device.type == 'cuda', generator=torch.Generator().manual_seed(st.cfg.seed))
 
-# %% ../nbs/13_train_gan.ipynb #1a47c8ad
+# %% ../nbs/13_train_gan.ipynb #91be9e4c
 def append_log(path, record):
     "Append one JSON record to a JSONL log."
     with open(path, 'a') as f: f.write(json.dumps(record) + '\n')
@@ -340,7 +340,7 @@ def start_outputs(st, out, dataset):
     trim_log(out / 'log.jsonl', st.step)
     if st.step == 0: save_samples(st, out / 'samples' / 'fakes000000.png')
 
-# %% ../nbs/13_train_gan.ipynb #a3b2746a
+# %% ../nbs/13_train_gan.ipynb #9149ccc0
 def train(cfg, dataset, out, resume=None, progress=True):
     "Train on `dataset` (items [3, R, R] in [-1, 1]) per `cfg`, writing into `out`; resume from a checkpoint path. → TrainState."
     check_dataset(dataset, cfg.resolution)
@@ -360,7 +360,7 @@ def train(cfg, dataset, out, resume=None, progress=True):
             if st.step % cfg.ckpt_every == 0 or st.step == total: save_checkpoint(st, out / 'checkpoint.pt')
     return st
 
-# %% ../nbs/13_train_gan.ipynb #d480106a
+# %% ../nbs/13_train_gan.ipynb #551e1710
 def build_parser():
     "Command-line options: --data, --out, --resume, --no-progress and one flag per `TrainConfig` field."
     p = argparse.ArgumentParser(prog='python -m hybridlat.train_gan', description='Train a StyleGAN2 generator (hybridlat).')
@@ -386,5 +386,5 @@ def main(argv=None):
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/13_train_gan.ipynb #eaf4e116
+# %% ../nbs/13_train_gan.ipynb #e17653ef
 if __name__ == '__main__' and '__file__' in globals(): main()
