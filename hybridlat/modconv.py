@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['modulate_weights', 'demodulation_coefficients', 'modulated_conv2d']
 
-# %% ../nbs/04_modconv.ipynb #caea49f5
+# %% ../nbs/04_modconv.ipynb #b10ed1bb
 import torch
 import torch.nn.functional as F
-from .resample import conv2d_resample
+from .resample import conv2d_resample, parse_padding
 
-# %% ../nbs/04_modconv.ipynb #03901574
+# %% ../nbs/04_modconv.ipynb #2f6f193b
 def modulate_weights(weight, styles, demodulate=True, eps=1e-8):
     "Per-sample weights: weight [O, I, k, k] × styles [N, I] → [N, O, I, k, k], demodulated per output channel."
     w = weight[None] * styles[:, None, :, None, None]                 # w' = s_i · w_oikl       [N, O, I, k, k]
@@ -22,11 +22,22 @@ def demodulation_coefficients(weight, styles, eps=1e-8):
     "The factors 1/‖w'_o‖ of the demodulation, [N, O], computed without building the [N, O, I, k, k] tensor."
     return (weight.square().sum(dim=[2, 3])[None] * styles.square()[:, None, :]).sum(-1).add(eps).rsqrt()
 
-# %% ../nbs/04_modconv.ipynb #19da6017
+# %% ../nbs/04_modconv.ipynb #ef2daa91
+def _modconv_1x1(x, w):
+    "1×1 convolution of x [N, I, H, W] with per-sample weights w [N, O, I] as a batched matrix product."
+    N, I, H, W = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last):                          # memory is [N, H, W, I]
+        y = torch.matmul(x.permute(0, 2, 3, 1).reshape(N, H * W, I), w.transpose(1, 2))   # [N, H·W, O]
+        return y.reshape(N, H, W, -1).permute(0, 3, 1, 2)                            # [N, O, H, W], channels last
+    return torch.matmul(w, x.reshape(N, I, H * W)).reshape(N, -1, H, W)             # [N, O, H, W]
+
 def _modconv_fused(x, weight, styles, demodulate, up, padding, resample_filter):
-    "All samples as one grouped convolution over [1, N·I, H, W]."
+    "All samples as one grouped convolution over [1, N·I, H, W] (one sample: an ordinary convolution)."
     N, I, H, W = x.shape
     w = modulate_weights(weight, styles, demodulate)                                 # [N, O, I, k, k]
+    if w.shape[3:] == (1, 1) and up == 1 and parse_padding(padding) == (0, 0, 0, 0):
+        return _modconv_1x1(x, w[:, :, :, 0, 0])
+    if N == 1: return conv2d_resample(x, w[0], resample_filter, up=up, padding=padding)
     w = w.reshape(N * weight.shape[0], I, *weight.shape[2:])                         # [N·O, I, k, k]
     y = conv2d_resample(x.reshape(1, N * I, H, W), w, resample_filter, up=up, padding=padding, groups=N)
     return y.reshape(N, weight.shape[0], *y.shape[2:])                               # [N, O, H', W']

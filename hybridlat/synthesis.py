@@ -5,18 +5,19 @@
 # %% auto #0
 __all__ = ['SynthesisLayer', 'ToRGBLayer', 'SynthesisBlock', 'SynthesisNetwork']
 
-# %% ../nbs/05_synthesis.ipynb #817bd31f
+# %% ../nbs/05_synthesis.ipynb #d640b234
 import math
 from collections import OrderedDict
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from fastcore.basics import patch
 from .layers import FullyConnectedLayer, bias_act
 from .modconv import modulated_conv2d
 from .resample import setup_filter, upsample2d
 
-# %% ../nbs/05_synthesis.ipynb #f7728632
+# %% ../nbs/05_synthesis.ipynb #a01b6c26
 class SynthesisLayer(nn.Module):
     "Modulated 3×3 convolution (optionally up-sampling ×2) + noise + bias + lrelu; its style is `affine(w)`."
     def __init__(self,
@@ -30,7 +31,7 @@ class SynthesisLayer(nn.Module):
         activation='lrelu',             # Activation function.
         resample_filter=(1, 3, 3, 1),   # Low-pass filter to apply when resampling activations.
         conv_clamp=None,                # Clamp the output to ±X, None = disable clamping.
-        channels_last=False,            # Accepted for NVIDIA compatibility; memory format is left to torch.
+        channels_last=False,            # Accepted for NVIDIA compatibility; CPU inference runs channels-last anyway.
     ):
         super().__init__()
         self.in_channels, self.out_channels, self.resolution = in_channels, out_channels, resolution
@@ -47,7 +48,15 @@ class SynthesisLayer(nn.Module):
 
     def extra_repr(self): return f'in={self.in_channels}, out={self.out_channels}, resolution={self.resolution}, up={self.up}'
 
-# %% ../nbs/05_synthesis.ipynb #de0b9dcb
+# %% ../nbs/05_synthesis.ipynb #f2620df8
+def _noise_bias_lrelu_(x, noise, bias, gain, clamp):
+    "In place: x + noise + bias → leaky ReLU → × gain → clamp to ±clamp; the steps of `bias_act`, without new tensors."
+    if noise is not None: x.add_(noise)
+    x.add_(bias.reshape(1, -1, 1, 1))
+    F.leaky_relu_(x, 0.2).mul_(gain)
+    return x.clamp_(-clamp, clamp) if clamp is not None and clamp >= 0 else x
+
+# %% ../nbs/05_synthesis.ipynb #a15a6691
 @patch
 def make_noise(self: SynthesisLayer, batch_size, noise_mode='const', noise=None):
     "The noise map added after the convolution, [N or 1, 1, H, W] (already scaled by `noise_strength`), or None."
@@ -65,11 +74,13 @@ def forward(self: SynthesisLayer, x, styles, noise_mode='const', noise=None, fus
     x = modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up, padding=self.padding,
                          resample_filter=self.resample_filter, fused=fused_modconv)
     noise = self.make_noise(x.shape[0], noise_mode, noise)
-    if noise is not None: x = x + noise
     act_clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+    if self.activation == 'lrelu' and not x.requires_grad:                  # inference: x is ours to overwrite
+        return _noise_bias_lrelu_(x, noise, self.bias, self.act_gain * gain, act_clamp)
+    if noise is not None: x = x + noise
     return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=act_clamp)
 
-# %% ../nbs/05_synthesis.ipynb #00fd848f
+# %% ../nbs/05_synthesis.ipynb #2552e0c2
 class ToRGBLayer(nn.Module):
     "1×1 modulated convolution to image channels, no demodulation; its style is `affine(w)`."
     def __init__(self,
@@ -93,7 +104,7 @@ class ToRGBLayer(nn.Module):
 
     def extra_repr(self): return f'in={self.in_channels}, out={self.out_channels}'
 
-# %% ../nbs/05_synthesis.ipynb #dd7b0d52
+# %% ../nbs/05_synthesis.ipynb #b252dfea
 class SynthesisBlock(nn.Module):
     "One resolution of the synthesis network: [conv0 (up ×2)], conv1, torgb, skip-connected image."
     def __init__(self,
@@ -127,13 +138,15 @@ class SynthesisBlock(nn.Module):
 
     def extra_repr(self): return f'resolution={self.resolution}, in={self.in_channels}, out={self.out_channels}'
 
-# %% ../nbs/05_synthesis.ipynb #1a2d0941
+# %% ../nbs/05_synthesis.ipynb #8c3c35b8
 @patch
 def forward(self: SynthesisBlock, x, img, styles, noise_mode='const', noise=None, fused_modconv=True):
     "x [N, I, R/2, R/2] (None for b4), img [N, 3, R/2, R/2] (or None), styles {name: [N, C]} → (x, img) at R."
     noise = noise or {}
     if self.in_channels == 0:
         x = self.const[None].expand(styles['conv1'].shape[0], -1, -1, -1)                     # [N, C, 4, 4]
+        if x.device.type == 'cpu' and not (torch.is_grad_enabled() and self.const.requires_grad):   # see above
+            x = x.contiguous(memory_format=torch.channels_last)
     else:
         x = self.conv0(x, styles['conv0'], noise_mode, noise.get('conv0'), fused_modconv)      # [N, O, R, R]
     x = self.conv1(x, styles['conv1'], noise_mode, noise.get('conv1'), fused_modconv)          # [N, O, R, R]
@@ -141,9 +154,10 @@ def forward(self: SynthesisBlock, x, img, styles, noise_mode='const', noise=None
     img = y if img is None else upsample2d(img, self.resample_filter) + y                       # skip connection
     return x, img
 
-# %% ../nbs/05_synthesis.ipynb #16373b93
+# %% ../nbs/05_synthesis.ipynb #87e1f19b
 class SynthesisNetwork(nn.Module):
     "StyleGAN2 synthesis network (skip architecture): W+ [N, num_ws, w_dim] or StyleSpace → images [N, 3, R, R]."
+    image_by_image_values = 2 ** 21     # CPU inference renders batches image by image from this feature-map size on
     def __init__(self,
         w_dim,                  # Intermediate latent (W) dimensionality.
         img_resolution,         # Output image resolution, a power of two in 8…1024.
@@ -181,7 +195,7 @@ class SynthesisNetwork(nn.Module):
             else: out[name] = idx; idx += 1
         return out
 
-# %% ../nbs/05_synthesis.ipynb #8cdff8c9
+# %% ../nbs/05_synthesis.ipynb #abd4f59a
 @patch
 def ws_to_styles(self: SynthesisNetwork, ws):
     "W+ [N, num_ws, w_dim] → OrderedDict {layer name: style [N, C]} (the StyleSpace code of `ws`)."
@@ -197,17 +211,32 @@ def _split_by_block(flat):
         out.setdefault(int(block[1:]), {})[layer] = v
     return out
 
+def _sample(d, i, n):
+    "Image `i` of a dict of [n, …] tensors; tensors shared by the batch ([1, …]) are kept whole."
+    return {k: v[i:i + 1] if v.shape[0] == n else v for k, v in d.items()}
+
+def _image_by_image(synthesis, styles):
+    "Render a batch one image at a time? For inference on a CPU, when one image's feature maps are large."
+    if styles['b4.conv1'].device.type != 'cpu': return False
+    if max(c * r * r for r, c in synthesis.channels.items()) < synthesis.image_by_image_values: return False
+    if not torch.is_grad_enabled(): return True
+    return not any(t.requires_grad for t in [*styles.values(), *synthesis.parameters()])
+
 @patch
 def forward_styles(self: SynthesisNetwork, styles, noise_mode='const', noise=None, fused_modconv=None):
     "Render images [N, 3, R, R] from styles {layer name: [N, C]}; `noise` optionally {layer name: [N|1, 1, H, W]}."
     missing = [n for n, _ in self.style_layers() if n not in styles]
     if missing: raise KeyError(f"styles lack layers {missing[:3]}{'…' if len(missing) > 3 else ''}")
+    N = styles['b4.conv1'].shape[0]
+    if fused_modconv is None and N > 1 and _image_by_image(self, styles):
+        return torch.cat([self.forward_styles(_sample(styles, i, N), noise_mode, _sample(noise or {}, i, N), True)
+                          for i in range(N)])
     by_block, noise_by_block = _split_by_block(styles), _split_by_block(noise or {})
-    if fused_modconv is None: fused_modconv = styles['b4.conv1'].shape[0] == 1
+    if fused_modconv is None: fused_modconv = N == 1
     x = img = None
     for res in self.block_resolutions:
         x, img = self.block(res)(x, img, by_block[res], noise_mode, noise_by_block.get(res), fused_modconv)
-    return img
+    return img.contiguous()                                                  # [N, 3, R, R] in the default layout
 
 @patch
 def forward(self: SynthesisNetwork, ws, noise_mode='const', noise=None, fused_modconv=None):

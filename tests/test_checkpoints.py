@@ -12,9 +12,14 @@ from hybridlat.checkpoints import (CheckpointError, UnsafeCheckpointError, estim
                                    load_rosinality, pickle_globals, save_generator, sniff_checkpoint)
 from hybridlat.generator import Generator
 
-torch.set_grad_enabled(False)
 TINY = dict(z_dim=64, w_dim=64, img_resolution=32, mapping_kwargs=dict(num_layers=2),
             synthesis_kwargs=dict(channel_base=1024, channel_max=64))          # channels 64, 64, 64, 32
+
+
+@pytest.fixture(autouse=True)
+def no_grad():
+    "These tests only run forward passes; keep the grad mode change inside each test."
+    with torch.no_grad(): yield
 
 
 def known_generator(seed=0, **overrides):

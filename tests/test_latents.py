@@ -7,7 +7,12 @@ from hybridlat.stylespace import StyleLayout, w_plus_to_s
 from hybridlat.latents import (latent_space_sizes, markdown_table, w_resolutions, mixing_layer_ranges, style_mixing_grid,
                                sample_style_codes, style_statistics, reachable_dims, pca_rank, mean_style, truncate_styles)
 
-torch.set_grad_enabled(False)
+
+
+@pytest.fixture(autouse=True)
+def no_grad():
+    "These tests only run forward passes; keep the grad mode change inside each test."
+    with torch.no_grad(): yield
 
 
 @pytest.fixture(scope='module')
