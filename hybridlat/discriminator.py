@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from fastcore.basics import patch
-from .layers import ACTIVATIONS, Conv2dLayer, FullyConnectedLayer, bias_act
+from .layers import Conv2dLayer, FullyConnectedLayer
 from .resample import setup_filter, conv2d_resample
 
 # %% ../nbs/12_discriminator.ipynb #c449237c
@@ -33,12 +33,8 @@ class DownConv2dLayer(Conv2dLayer):
         self.down = down
         self.register_buffer('resample_filter', setup_filter(resample_filter))      # [4, 4]
 
-    def forward(self, x, gain=1):                              # x: [N, I, H, W] → [N, O, H/down, W/down]
-        assert x.shape[1] == self.in_channels, f"expected {self.in_channels} channels, got {x.shape[1]}"
-        w = self.weight * self.weight_gain
-        x = conv2d_resample(x, w, self.resample_filter, down=self.down, padding=self.padding)
-        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
-        return bias_act(x, self.bias, act=self.activation, gain=ACTIVATIONS[self.activation][1] * gain, clamp=clamp)
+    def convolve(self, x, w):                                  # [N, I, H, W] → [N, O, H/down, W/down]
+        return conv2d_resample(x, w, self.resample_filter, down=self.down, padding=self.padding)
 
     def extra_repr(self): return super().extra_repr() + f', down={self.down}'
 

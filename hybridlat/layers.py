@@ -79,9 +79,12 @@ class Conv2dLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None                        # [O]
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)                                # c = 1/√fan_in
 
+    def convolve(self, x, w):                                  # the convolution itself; subclasses resample here
+        return F.conv2d(x, w, padding=self.padding)            # [N, O, H, W]
+
     def forward(self, x, gain=1):                              # x: [N, I, H, W]
         assert x.shape[1] == self.in_channels, f"expected {self.in_channels} channels, got {x.shape[1]}"
-        x = F.conv2d(x, self.weight * self.weight_gain, padding=self.padding)   # [N, O, H, W]
+        x = self.convolve(x, self.weight * self.weight_gain)
         act_gain = ACTIVATIONS[self.activation][1] * gain
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return bias_act(x, self.bias, act=self.activation, gain=act_gain, clamp=clamp)

@@ -7,7 +7,6 @@ __all__ = ['modulate_weights', 'demodulation_coefficients', 'modulated_conv2d']
 
 # %% ../nbs/04_modconv.ipynb #b10ed1bb
 import torch
-import torch.nn.functional as F
 from .resample import conv2d_resample, parse_padding
 
 # %% ../nbs/04_modconv.ipynb #2f6f193b
