@@ -64,13 +64,13 @@ def save_checkpoint(st, path):
     with atomic_path(path) as tmp: torch.save(ckpt, tmp)
     return Path(path)
 
-def load_checkpoint(path):
-    "Read a training checkpoint safely (`weights_only=True`): a dict of tensors and plain values."
+def load_checkpoint(path, fmt=CHECKPOINT_FORMAT, what='a hybridlat training checkpoint'):
+    "Read a training checkpoint (format tag `fmt`) safely (`weights_only=True`): a dict of tensors and plain values."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a hybridlat training checkpoint")
+    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e: raise ValueError(f"{path} is not {what} ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get('format') != fmt: raise ValueError(f"{path} is not {what}")
     return ckpt
 
 # %% ../nbs/13b_gan_checkpoints.ipynb #ad49a753
