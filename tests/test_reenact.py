@@ -1,0 +1,166 @@
+"Re-enactment: the pipeline end to end, its errors, the CLI, the grid, and the evaluation machinery."
+import os
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
+pytestmark = pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
+pytest.importorskip('dlib')
+from hybridlat.edits import save_directions
+from hybridlat.encoder import encoder_for, save_encoder
+from hybridlat.faces import NoFaceError, align_face, face_landmarks, load_image, paste_back
+from hybridlat.generator import Generator, small_generator_kwargs
+from hybridlat.pretrained import load_pretrained
+from hybridlat.reenact import (STAGES, benchmark_reenact, edit_identity, encode_driving, paper_targets, parse_edits,
+                               paste_frames, reenact, reenact_grid, reenact_main, render_frames, score_frames,
+                               smooth_styles, validation_clips)
+from hybridlat.video import VideoReadError, probe_video, read_video
+
+PORTRAIT, CLIP = DATA / 'portraits' / 'lia_vox_taylor.png', DATA / 'videos' / 'lia_vox_driving2.mp4'
+
+
+@pytest.fixture(scope='module')
+def G(): return load_pretrained('faces128')
+
+
+@pytest.fixture(scope='module')
+def E(G):
+    torch.manual_seed(0)
+    return encoder_for(G).eval()
+
+
+@pytest.fixture(scope='module')
+def self_res(G, E):
+    return reenact(CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=0, progress=False)
+
+
+def test_parse_edits():
+    assert parse_edits(['age=+2', 'gender=-1', 'smile=0.5']) == {'age': 2.0, 'gender': -1.0, 'smile': 0.5}
+    assert parse_edits([]) == {}
+    with pytest.raises(ValueError, match='NAME=AMOUNT'): parse_edits(['age'])
+    with pytest.raises(ValueError, match="'age=old'"): parse_edits(['age=old'])
+
+
+def test_cross_identity_writes_pasted_mp4(G, E, tmp_path):
+    res = reenact(PORTRAIT, CLIP, tmp_path / 'out.mp4', G=G, encoder=E, fps=5, max_frames=4, audio=True, progress=False)
+    src = load_image(PORTRAIT)
+    assert res.frames.shape == (4, *src.shape) and res.crops.shape == (4, 128, 128, 3)
+    assert list(res.timings) == list(STAGES) and all(t >= 0 for t in res.timings.values())
+    clip = read_video(res.path)
+    assert clip.frames.shape == (4, *src.shape) and clip.fps == 5
+    assert probe_video(res.path)['audio'] is not None                                 # the driving clip's sound
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out.mp4']                  # atomic: no temp file left
+    corner = (slice(0, 4), slice(0, 4))                                                # far from the face: untouched
+    assert np.array_equal(res.frames[0][corner], src[corner])
+
+
+def test_self_reenactment_crops(G, E, self_res):
+    assert np.array_equal(self_res.frames, self_res.crops) and self_res.frames.shape == (6, 128, 128, 3)
+    again = render_frames(G, self_res.w_id, encode_driving(E, self_res.driving_crops, batch_size=3), batch_size=5)
+    assert np.abs(again.astype(int) - self_res.crops).max() <= 1
+    assert self_res.w_id.shape == (1, G.num_ws, G.w_dim)
+
+
+def test_smoothing_changes_frames(G, E, self_res):
+    smooth = reenact(CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=2, progress=False)
+    k = next(iter(smooth.s_f))
+    assert not torch.allclose(smooth.s_f[k], self_res.s_f[k])
+
+
+def test_smooth_styles():
+    ramp = {'x': torch.linspace(0, 1, 10)[:, None].repeat(1, 4)}
+    assert (smooth_styles(ramp, 2.0)['x'] - ramp['x']).abs().max() < 1e-5           # steady motion passes
+    noisy = {'x': ramp['x'] + 0.1 * torch.randn(10, 4, generator=torch.Generator().manual_seed(0))}
+    assert (smooth_styles(noisy, 2.0)['x'] - ramp['x']).abs().mean() < (noisy['x'] - ramp['x']).abs().mean()
+    assert smooth_styles(noisy, 0)['x'] is noisy['x']
+
+
+def test_edits(G):
+    w = torch.randn(1, G.num_ws, G.w_dim)
+    assert edit_identity(w, None) is w
+    assert torch.equal(edit_identity(w, lambda v: v + 1), w + 1)
+    with pytest.raises(ValueError, match="unknown edit 'hairiness'"):
+        edit_identity(w, {'hairiness': 1.0}, {'age': torch.ones(G.w_dim)})
+    d = {'age': torch.randn(G.w_dim)}
+    assert torch.allclose(edit_identity(w, {'age': 2.0}, d), w + 2 * d['age'])
+    assert torch.allclose(edit_identity(w, ['age=+2'], d), w + 2 * d['age'])
+
+
+def test_errors(G, E, tmp_path):
+    Image.fromarray(np.full((160, 160, 3), 128, np.uint8)).save(tmp_path / 'blank.png')
+    with pytest.raises(NoFaceError, match='blank.png'):
+        reenact(tmp_path / 'blank.png', CLIP, G=G, encoder=E, max_frames=2, progress=False)
+    (tmp_path / 'broken.mp4').write_bytes(b'not a video')
+    with pytest.raises(VideoReadError, match='broken.mp4'):
+        reenact(PORTRAIT, tmp_path / 'broken.mp4', G=G, encoder=E, progress=False)
+    with pytest.raises(ValueError, match='encoder='): reenact(PORTRAIT, CLIP, G=G, encoder=None, max_frames=2, progress=False)
+    G64 = Generator(**small_generator_kwargs(64)).eval()
+    with pytest.raises(ValueError, match='resolution is 128'): reenact(PORTRAIT, CLIP, G=G64, encoder=E, max_frames=2, progress=False)
+    with pytest.raises(ValueError, match="unknown edit 'hairiness'"):
+        reenact(PORTRAIT, CLIP, G=G, encoder=E, max_frames=2, edits={'hairiness': 1},
+                directions={'age': torch.ones(G.w_dim)}, progress=False)
+
+
+def test_cli(G, E, tmp_path, capsys):
+    save_encoder(E, tmp_path / 'E.pt')
+    save_directions({'age': torch.randn(G.w_dim)}, tmp_path / 'dirs.pt')
+    args = [str(PORTRAIT), str(CLIP), '-o', str(tmp_path / 'cli.mp4'), '--encoder', str(tmp_path / 'E.pt'),
+            '--fps', '5', '--max-frames', '3', '--no-paste-back', '--grid', str(tmp_path / 'grid.png'),
+            '--directions', str(tmp_path / 'dirs.pt'), '--edit', 'age=+1']
+    assert reenact_main(args) == 0
+    assert read_video(tmp_path / 'cli.mp4').frames.shape == (3, 128, 128, 3)
+    assert load_image(tmp_path / 'grid.png').shape[0] == 2 * 130 + 2
+    assert 'wrote' in capsys.readouterr().out
+    Image.fromarray(np.full((160, 160, 3), 128, np.uint8)).save(tmp_path / 'blank.png')
+    with pytest.raises(SystemExit, match="unknown edit 'hair'"):
+        reenact_main(args[:-1] + ['hair=1'])
+    with pytest.raises(SystemExit, match='blank.png'):
+        reenact_main([str(tmp_path / 'blank.png'), str(CLIP), '-o', str(tmp_path / 'x.mp4'), '--encoder', str(tmp_path / 'E.pt')])
+    assert not (tmp_path / 'x.mp4').exists()
+
+
+def test_paste_frames_matches_paste_back(self_res):
+    frame = load_image(DATA / 'portraits' / 'liveportrait_s1.jpg')
+    al = align_face(frame, face_landmarks(frame), 128)
+    crops = self_res.crops[:5]
+    assert np.array_equal(paste_frames(frame, crops, al, batch_size=2), np.stack([paste_back(frame, c, al) for c in crops]))
+
+
+def test_grid(self_res, tmp_path):
+    grid = reenact_grid(self_res, n=4, path=tmp_path / 'g.png')
+    assert grid.shape == (2 * 130 + 2, 4 * 130 + 2, 3)
+    assert np.array_equal(grid[2:130, 2:130], self_res.driving_crops[0])
+    assert np.array_equal(grid[132:260, 2:130], self_res.crops[0])
+    assert np.array_equal(load_image(tmp_path / 'g.png'), grid)
+
+
+def test_scores_machinery(self_res):
+    crops, ref = self_res.driving_crops, np.stack([a.landmarks for a in self_res.driving_aligned])
+    perfect = score_frames(crops, crops, crops[0], ref, ref[0])
+    assert (perfect['l1'], perfect['ssim'], perfect['lm_dist'], perfect['psnr']) == (0.0, 1.0, 0.0, float('inf'))
+    for k in ('r_mouth', 'r_eyes', 'r_yaw', 'r_pitch'): assert perfect[k] == pytest.approx(1.0, abs=1e-6)
+    perm = np.random.default_rng(0).permutation(len(crops))
+    shuffled = score_frames(crops[perm], crops, crops[0], ref, ref[0])
+    assert np.nanmean([shuffled[k] for k in ('r_mouth', 'r_eyes', 'r_yaw', 'r_pitch')]) < 0.9
+    assert shuffled['l1'] > 0 and shuffled['lm_dist'] > 0
+
+
+def test_paper_targets():
+    assert [r['met'] for r in paper_targets([dict(id_dist=0.4, r_mouth=0.9), dict(id_dist=0.5, r_mouth=0.7)])[0]] == [True, True]
+    rows, md = paper_targets([dict(id_dist=0.6, r_mouth=0.9), dict(id_dist=0.5, r_mouth=0.6)])
+    assert [r['met'] for r in rows] == [False, False] and [r['measured'] for r in rows] == [0.55, 0.75]
+    assert md.startswith('| metric | target |')
+
+
+def test_validation_clips():
+    assert [p.name for p in validation_clips(DATA / 'videos')] == ['lia_vox_driving2.mp4', 'liveportrait_d6.mp4']
+
+
+def test_benchmark(G, E, capsys):
+    rows = benchmark_reenact(PORTRAIT, CLIP, G, E, max_frames=3, fps=5, warmup=False)
+    assert [r['stage'] for r in rows] == [*STAGES, 'end to end without align']
+    assert rows[-1]['seconds'] == pytest.approx(sum(r['seconds'] for r in rows[:-1] if r['stage'] != 'align'))
+    assert '| stage |' in capsys.readouterr().out

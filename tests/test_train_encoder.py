@@ -1,0 +1,173 @@
+"Encoder training: exact resume across processes, DDP with 2 gloo processes, the adversarial and extra-loss options."
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from hybridlat.encoder import load_encoder
+from hybridlat.gan_checkpoints import save_checkpoint as save_gan_checkpoint
+from hybridlat.train_encoder import (EncoderTrainConfig, build_state, load_checkpoint, load_networks, main, read_log,
+                                     train_step)
+from hybridlat.train_gan import TrainConfig, build_state as build_gan_state
+
+DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
+ENC = json.dumps(dict(channels=[4, 8, 8, 8, 8], fpn_channels=8))
+pytestmark = pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    "A tiny frozen GAN (16², untrained) and tiny face / clip zips built at 32² from the shared data (resized to 16² in training)."
+    from hybridlat.datasets import build_clip_dataset, build_face_dataset
+    d = tmp_path_factory.mktemp('data')
+    gan = TrainConfig(resolution=16, batch=4, z_dim=32, w_dim=32, map_layers=2, channel_base=256, channel_max=32, workers=0)
+    save_gan_checkpoint(build_gan_state(gan), d / 'gan.pt')
+    build_face_dataset({'utkface': DATA / 'faces' / 'utkface'}, 32, d / 'faces.zip', max_per_source=6, workers=1, progress=False)
+    videos = [DATA / 'videos' / f for f in ('liveportrait_d6.mp4', 'liveportrait_d9.mp4', 'lia_vox_driving1.mp4')]
+    build_clip_dataset(videos, 32, d / 'clips.zip', fps=4, max_frames=4, workers=1, progress=False)
+    return d
+
+
+def tiny_args(d, *extra):
+    return ['--gan', str(d / 'gan.pt'), '--faces', str(d / 'faces.zip'), '--clips', str(d / 'clips.zip'),
+            '--batch', '4', '--encoder-kwargs', ENC, '--val-clips', '1', '--n-samples', '3', '--sample-every', '2',
+            '--lr', '0.001', '--no-progress', *extra]
+
+
+def run(args, cwd, timeout=300):
+    res = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+    return res
+
+
+def assert_same_state(a, b, nets=('E',), opts=('opt',)):
+    "Two checkpoint dicts (or rank dumps) hold bit-identical networks and optimiser moments."
+    for net in nets:
+        assert a[net].keys() == b[net].keys()
+        for k in a[net]: assert torch.equal(a[net][k], b[net][k]), f'{net}.{k} differs'
+    for opt in opts:
+        for i, s in a[opt]['state'].items():
+            for k, v in s.items(): assert torch.equal(v, b[opt]['state'][i][k]), f'{opt} state {i}.{k} differs'
+
+
+strip = lambda recs: [{k: v for k, v in r.items() if k != 'sec'} for r in recs]
+
+
+def test_resume_in_a_new_process_gives_the_same_steps(files, tmp_path):
+    # the uninterrupted run and the first half run here; the second half in a new process, with another worker count
+    main(tiny_args(files, '--out', str(tmp_path / 'whole'), '--workers', '0', '--steps', '4'))
+    main(tiny_args(files, '--out', str(tmp_path / 'split'), '--workers', '0', '--steps', '2'))
+    first = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')
+    assert first['step'] == 2 and first['images_seen'] == 8
+    run([sys.executable, '-m', 'hybridlat.train_encoder', *tiny_args(files, '--out', str(tmp_path / 'split'), '--workers', '1'),
+         '--steps', '4', '--resume'], tmp_path)
+    whole, resumed = (load_checkpoint(tmp_path / d / 'checkpoint.pt') for d in ('whole', 'split'))
+    assert resumed['step'] == whole['step'] == 4
+    assert_same_state(whole, resumed)
+    assert not all(torch.equal(v, first['E'][k]) for k, v in resumed['E'].items())      # the resumed steps trained
+    assert strip(read_log(tmp_path / 'split' / 'log.jsonl')) == strip(read_log(tmp_path / 'whole' / 'log.jsonl'))
+    log = read_log(tmp_path / 'whole' / 'log.jsonl')
+    assert [r['step'] for r in log] == [0, 1, 2, 3] and 'val_l1' in log[1] and 'val_l1' not in log[0]
+    assert {'l1', 'l2', 'msssim', 'feat', 'identity', 'sf_l2', 'sf_l1'} <= set(log[0])
+    samples = sorted(p.name for p in (tmp_path / 'whole' / 'samples').iterdir())
+    assert samples == ['samples000000.png', 'samples000002.png', 'samples000004.png']
+    assert not [p for p in (tmp_path / 'whole').rglob('.*')]                            # no temp files left behind
+    E = load_encoder(tmp_path / 'split' / 'encoder.pt')
+    assert all(torch.equal(v, whole['E'][k]) for k, v in E.state_dict().items())
+    meta = E.checkpoint_info['meta']
+    assert (meta['steps'], meta['images_seen'], meta['data']['clips']['clips'], meta['data']['faces']['images']) == (4, 16, 2, 6)
+    assert '--resume' in meta['command'] and meta['command'].startswith('python -m hybridlat.train_encoder')
+    assert meta['wall_s'] > 0 and set(meta['losses']) >= {'loss', 'l1'} and meta['hardware']['processes'] == 1
+
+
+WRAPPER = textwrap.dedent('''
+    import os, sys, torch, torch.distributed as dist
+    from hybridlat.train_encoder import main
+    dist.init_process_group('gloo')                      # ours: main() leaves it open, so three runs share it
+    argv, out = sys.argv[1:], lambda name: os.path.join(os.getcwd(), name)
+    for name, extra in [('whole', ['--steps', '3']), ('split', ['--steps', '2']), ('split', ['--steps', '3', '--resume'])]:
+        st = main(argv + ['--out', out(name)] + extra)
+    torch.save(dict(E=st.E.state_dict(), opt=st.opt.state_dict(), step=st.step), out(f"split/rank{st.rank}.pt"))
+    dist.destroy_process_group()
+''')
+
+
+def test_ddp_two_gloo_processes_stay_identical_and_resume(files, tmp_path):
+    (tmp_path / 'wrapper.py').write_text(WRAPPER)
+    run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', 'wrapper.py',
+         *tiny_args(files, '--workers', '0')], tmp_path, timeout=600)
+    ranks = [torch.load(tmp_path / 'split' / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
+    assert_same_state(*ranks)                                                  # both processes hold the same encoder
+    whole, split = (load_checkpoint(tmp_path / d / 'checkpoint.pt') for d in ('whole', 'split'))
+    assert_same_state(whole, split)                                            # a resumed DDP run is the same run
+    assert_same_state(split, ranks[0])
+    assert split['world_size'] == 2 and split['step'] == 3 and split['images_seen'] == 12
+    assert not torch.equal(split['rng'][0]['torch'], split['rng'][1]['torch'])   # each rank has its own random stream
+    assert [r['step'] for r in read_log(tmp_path / 'split' / 'log.jsonl')] == [0, 1, 2]   # one writer: no duplicate lines
+    meta = load_encoder(tmp_path / 'whole' / 'encoder.pt').checkpoint_info['meta']
+    assert meta['hardware']['processes'] == 2 and meta['command'].startswith('torchrun --nproc_per_node 2')
+
+
+def tiny_batch(files, n_pairs=3):
+    from hybridlat.datasets import FaceDataset, FramePairDataset
+    from hybridlat.train_encoder import TrainingItems, fit_resolution
+    pairs, faces = FramePairDataset(files / 'clips.zip', val_clips=1), FaceDataset(files / 'faces.zip')
+    items = [TrainingItems(pairs)[(0, i)] for i in range(n_pairs)] + [TrainingItems(faces)[(0, 0)]]
+    return (*(fit_resolution(torch.stack(x), 16) for x in zip(*items)), n_pairs)
+
+
+def test_adversarial_term_trains_a_copy_of_d_and_resumes(files, tmp_path):
+    G, D = load_networks(files / 'gan.pt')
+    cfg = EncoderTrainConfig(batch=4, adv_weight=0.1, encoder_kwargs=ENC, workers=0)
+    st = build_state(cfg, G, D)
+    D0 = {k: v.clone() for k, v in D.state_dict().items()}
+    logs = train_step(st, *tiny_batch(files))
+    assert {'adv', 'loss_D'} <= set(logs)
+    assert all(torch.equal(v, D0[k]) for k, v in D.state_dict().items())                            # frozen D untouched
+    assert not all(torch.equal(v, D0[k]) for k, v in st.D_adv.state_dict().items())                 # its copy learned
+    assert not any(p.requires_grad for p in G.parameters())
+    from hybridlat.train_encoder import restore, save_checkpoint
+    save_checkpoint(st, tmp_path / 'ckpt.pt')
+    st2 = restore(build_state(cfg, G, D), load_checkpoint(tmp_path / 'ckpt.pt'))
+    assert_same_state(dict(E=st.E.state_dict(), D=st.D_adv.state_dict(), opt=st.opt.state_dict(), opt_D=st.opt_D.state_dict()),
+                      dict(E=st2.E.state_dict(), D=st2.D_adv.state_dict(), opt=st2.opt.state_dict(), opt_D=st2.opt_D.state_dict()),
+                      nets=('E', 'D'), opts=('opt', 'opt_D'))
+
+
+def test_sf_regulariser_alone_shrinks_the_offsets(files):
+    G, _ = load_networks(files / 'gan.pt', need_D=False)
+    only_sf = dict(l1_weight=0, l2_weight=0, msssim_weight=0, feat_weight=0, identity_weight=0, sf_l2_weight=0)
+    st = build_state(EncoderTrainConfig(batch=4, lr=1e-3, encoder_kwargs=json.dumps(dict(channels=[4, 8, 8, 8, 8], fpn_channels=8, head_init=1.0)),
+                                        sf_l1_weight=1.0, **only_sf), G)
+    batch = tiny_batch(files)
+    logs = [train_step(st, *batch) for _ in range(15)]
+    assert set(logs[0]) == {'loss', 'sf_l1'}                                       # zero weights cost nothing
+    assert logs[-1]['sf_l1'] < 0.5 * logs[0]['sf_l1'], (logs[0], logs[-1])
+    with pytest.raises(ValueError, match='need a discriminator'): build_state(EncoderTrainConfig(), G, None)
+
+
+def test_identity_consistency_pulls_two_frames_together(files):
+    G, _ = load_networks(files / 'gan.pt', need_D=False)
+    only_id = dict(l1_weight=0, l2_weight=0, msssim_weight=0, feat_weight=0, sf_l2_weight=0, sf_l1_weight=0)
+    kw = json.dumps(dict(channels=[4, 8, 8, 8, 8], fpn_channels=8, head_init=1.0))
+    st = build_state(EncoderTrainConfig(batch=4, lr=1e-3, encoder_kwargs=kw, identity_weight=1.0, **only_id), G)
+    batch = tiny_batch(files)
+    logs = [train_step(st, *batch) for _ in range(15)]
+    assert set(logs[0]) == {'loss', 'identity'}
+    assert logs[-1]['identity'] < 0.5 * logs[0]['identity'], (logs[0], logs[-1])
+
+
+def test_extra_loss_from_the_command_line(files, tmp_path, monkeypatch):
+    (tmp_path / 'my_losses.py').write_text('def make_mean_shift():\n    return lambda out, target: (out.mean() - target.mean()).abs()\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    st = main(tiny_args(files, '--out', str(tmp_path / 'run'), '--steps', '1', '--workers', '0', '--extra-loss', 'my_losses:make_mean_shift=0.5'))
+    rec = read_log(tmp_path / 'run' / 'log.jsonl')[0]
+    assert rec['make_mean_shift'] > 0 and st.extra_losses['make_mean_shift'][1] == 0.5
+    assert load_encoder(tmp_path / 'run' / 'encoder.pt').checkpoint_info['meta']['extra_losses'] == ['make_mean_shift']
+    with pytest.raises(ValueError, match='not a hybridlat training checkpoint'): load_networks(files / 'faces.zip')
