@@ -87,9 +87,14 @@ def bench_row(name, G, batch_size, repeats, mm_gflops=None, warmup=1):
                 matmul_fraction=None if mm_gflops is None else gflops / mm_gflops)
 
 # %% ../nbs/10_bench.ipynb #0d04369c
+def _shipped_kwargs():
+    "Generator kwargs of the shipped faces128 model (read from its checkpoint's config)."
+    from hybridlat.pretrained import pretrained_path
+    return json.loads(torch.load(pretrained_path('faces128'), map_location='cpu', weights_only=True)['config'])
+
 def _configs(resolutions, small):
-    "[(name, generator kwargs)] for the benchmark."
-    out = [('small-128', small_generator_kwargs())] if small else []
+    "[(name, generator kwargs)] for the benchmark: the shipped faces128 and the kit's small 128², then config-f."
+    out = [('faces128', _shipped_kwargs()), ('small-128', small_generator_kwargs())] if small else []
     return out + [(f'config-f-{r}', config_f_kwargs(r)) for r in resolutions]
 
 def machine_info():

@@ -15,10 +15,11 @@ def test_demo_writes_pictures_and_report(tmp_path):
     res = run_cli('demo', '--out', str(tmp_path / 'out'), '--seed', '4', cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     files = sorted(p.name for p in (tmp_path / 'out').iterdir())
-    assert files == ['demo.json', 'samples.png', 'style_mixing.png', 'stylespace_channels.png']
+    assert files == ['demo.json', 'reenactment.mp4', 'reenactment.png', 'samples.png', 'style_mixing.png',
+                     'stylespace_channels.png']
     info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
     assert info['seeds'][0] == 4 and info['resolution'] == 128
-    assert 'UNTRAINED' in info['generator'] or 'checkpoint' in info['generator']
+    assert info['generator'].startswith('embedded faces128 generator')       # the shipped weights, not random ones
     assert all(f'wrote {tmp_path / "out"}' in line for line in res.stdout.strip().splitlines())
 
 
@@ -56,3 +57,26 @@ def test_demo_rejects_a_non_checkpoint(tmp_path):
     (tmp_path / 'notes.pkl').write_text('not a checkpoint')
     res = run_cli('demo', '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'notes.pkl'), cwd=tmp_path)
     assert res.returncode == 1 and 'hybridlat demo:' in res.stderr and 'Traceback' not in res.stderr
+
+
+def test_demo_video_shows_source_driving_and_output(tmp_path):
+    from hybridlat.video import read_video
+    res = run_cli('demo', '--out', str(tmp_path / 'out'), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    clip = read_video(tmp_path / 'out' / 'reenactment.mp4')
+    assert len(clip) == 48 and clip.size == (3 * 128, 128)
+    left, middle = clip.frames[:, :, :128].astype(float), clip.frames[:, :, 128:256].astype(float)
+    assert abs(left[0] - left[-1]).mean() < 2           # the source panel is a still
+    assert abs(middle[0] - middle[24]).mean() > 0.5     # the driving panel moves
+    info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
+    assert info['reenactment']['latents'].startswith('true latents')
+
+
+def test_demo_encodes_frames_when_given_an_encoder(tmp_path):
+    from hybridlat.encoder import encoder_for, save_encoder
+    from hybridlat.pretrained import load_pretrained
+    save_encoder(encoder_for(load_pretrained('faces128')), tmp_path / 'enc.pt')
+    res = run_cli('demo', '--out', str(tmp_path / 'out'), '--encoder', str(tmp_path / 'enc.pt'), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
+    assert info['reenactment']['latents'] == f'encoded by {tmp_path / "enc.pt"}'
