@@ -59,7 +59,16 @@ def assert_same_state(a, b, nets=('E',), opts=('opt',)):
 strip = lambda recs: [{k: v for k, v in r.items() if k != 'sec'} for r in recs]
 
 
-def test_resume_in_a_new_process_gives_the_same_steps(files, tmp_path):
+@pytest.fixture
+def one_thread():
+    "Run this test's in-process training on one thread, like its subprocesses (ENV): CPU kernels reduce in a different order on more."
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_resume_in_a_new_process_gives_the_same_steps(files, tmp_path, one_thread):
     # the uninterrupted run and the first half run here; the second half in a new process, with another worker count
     main(tiny_args(files, '--out', str(tmp_path / 'whole'), '--workers', '0', '--steps', '4'))
     main(tiny_args(files, '--out', str(tmp_path / 'split'), '--workers', '0', '--steps', '2'))
