@@ -80,3 +80,17 @@ def test_demo_encodes_frames_when_given_an_encoder(tmp_path):
     assert res.returncode == 0, res.stderr
     info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
     assert info['reenactment']['latents'] == f'encoded by {tmp_path / "enc.pt"}'
+
+
+def test_demo_needs_no_face_extras(tmp_path):
+    "The first README command installs without the `faces` extra: the demo must not import dlib."
+    block = ("import sys\n"
+             "class Block:\n"
+             "    def find_spec(self, name, path=None, target=None):\n"
+             "        if name.split('.')[0] in ('dlib', 'face_recognition_models'): raise ImportError('blocked ' + name)\n"
+             "sys.meta_path.insert(0, Block())\n"
+             "from hybridlat.cli import main; sys.exit(main())")
+    res = subprocess.run([sys.executable, '-c', block, 'demo', '--out', str(tmp_path / 'out')],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / 'out' / 'reenactment.mp4').stat().st_size > 10_000
