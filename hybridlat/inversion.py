@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from . import metrics
 from .images import to_uint8, show_images
-from .latents import style_statistics, sample_style_codes, label_rows
+from .latents import style_statistics, sample_style_codes, label_rows, w_pca
 from .stylespace import StyleCode, StyleLayout, w_plus_to_s, synthesis_from_s
 
 # %% ../nbs/30_inversion.ipynb #851d3a53
@@ -243,10 +243,8 @@ def show_inversions(results, rows=None, max_n=8, figsize=None, title=None):
 # %% ../nbs/30_inversion.ipynb #5c0710ce
 def pca_directions(G, n=2000, k=5, seed=0):
     "GANSpace in W: the top `k` principal directions [k, w_dim] of `n` mapped samples and their standard deviations [k]."
-    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad(): w = G.mapping.z_to_w(z.to(G.mapping.w_avg.device)).cpu().double()   # [n, w_dim]
-    _, sv, vt = torch.linalg.svd(w - w.mean(0), full_matrices=False)
-    return vt[:k].float(), (sv[:k] / math.sqrt(n - 1)).float()
+    pca = w_pca(G, k, n, seed)                                          # 08_latent_spaces
+    return pca.components, pca.std
 
 def style_offset(G, delta):
     "Δs = A(w + δ) − A(w) per style layer: what a W / W+ move δ ([w_dim], [N, w_dim] or [N, num_ws, w_dim]) does in S."

@@ -8,7 +8,7 @@ __all__ = ['CHECKPOINT_FORMAT', 'EncoderTrainConfig', 'load_networks', 'split_ba
            'msssim_loss', 'feature_distance', 'identity_consistency', 'sf_l2', 'sf_l1', 'encode_batch', 'loss_terms',
            'd_adv_step', 'train_step', 'save_checkpoint', 'load_checkpoint', 'restore', 'sample_pairs', 'save_samples',
            'data_counts', 'hardware', 'final_losses', 'encoder_meta', 'start_outputs', 'log_step', 'train',
-           'parse_extra_loss', 'add_config_flags', 'build_parser', 'open_data', 'command_line', 'main']
+           'parse_extra_loss', 'build_parser', 'open_data', 'command_line', 'main']
 
 # %% ../nbs/41_train_encoder.ipynb #81b84406
 import argparse, copy, importlib, itertools, json, os, platform, shlex, sys, time
@@ -27,7 +27,7 @@ from .gan_checkpoints import gather_rng, generator_from_checkpoint, load_checkpo
 from .images import atomic_path, image_grid, save_image
 from .latents import generator_fingerprint
 from .metrics import ms_ssim
-from .train_gan import (_field, ResumableSampler, all_mean, append_log, d_logistic_loss, g_nonsaturating_loss,
+from .train_gan import (_field, ResumableSampler, add_config_flags, all_mean, append_log, d_logistic_loss, g_nonsaturating_loss,
                                  init_distributed, read_log, step_optimizer, trim_log)
 
 # %% ../nbs/41_train_encoder.ipynb #f33a01ef
@@ -340,14 +340,6 @@ def parse_extra_loss(spec):
     try: target, weight = spec.rsplit('=', 1); module, name = target.split(':'); weight = float(weight)
     except ValueError: raise ValueError(f"extra loss {spec!r} must look like 'module:factory=weight'") from None
     return name, (getattr(importlib.import_module(module), name)(), weight)
-
-def add_config_flags(p, config_class):
-    "One --flag per dataclass field (booleans as --x/--no-x), with the field's help and default."
-    for f in fields(config_class):
-        flag, kind = '--' + f.name.replace('_', '-'), type(f.default)
-        if kind is bool: p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata['help'])
-        else: p.add_argument(flag, type=kind, default=f.default, help=f"{f.metadata['help']} (default: {f.default})")
-    return p
 
 def build_parser():
     "Command-line options: data, output, networks, resume, extra losses and one flag per `EncoderTrainConfig` field."

@@ -8,7 +8,7 @@ __all__ = ['TrainConfig', 'generator_kwargs', 'discriminator_kwargs', 'd_logisti
            'make_optimizer', 'check_config', 'build_state', 'init_distributed', 'broadcast_networks', 'all_mean',
            'step_optimizer', 'phase', 'latents', 'g_step', 'g_reg_step', 'd_step', 'd_reg_step', 'prepare_reals',
            'train_step', 'ResumableSampler', 'make_loader', 'append_log', 'read_log', 'trim_log', 'save_samples',
-           'start_outputs', 'train', 'build_parser', 'main']
+           'start_outputs', 'train', 'add_config_flags', 'build_parser', 'main']
 
 # %% ../nbs/13_train_gan.ipynb #4f9e1440
 import argparse, json, math, os, time
@@ -361,6 +361,14 @@ def train(cfg, dataset, out, resume=None, progress=True):
     return st
 
 # %% ../nbs/13_train_gan.ipynb #551e1710
+def add_config_flags(p, config_class):
+    "One --flag per dataclass field (booleans as --x/--no-x), with the field's help and default."
+    for f in fields(config_class):
+        flag, kind = '--' + f.name.replace('_', '-'), type(f.default)
+        if kind is bool: p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata['help'])
+        else: p.add_argument(flag, type=kind, default=f.default, help=f"{f.metadata['help']} (default: {f.default})")
+    return p
+
 def build_parser():
     "Command-line options: --data, --out, --resume, --no-progress and one flag per `TrainConfig` field."
     p = argparse.ArgumentParser(prog='python -m hybridlat.train_gan', description='Train a StyleGAN2 generator (hybridlat).')
@@ -368,11 +376,7 @@ def build_parser():
     p.add_argument('--out', required=True, help='output folder: checkpoint.pt, log.jsonl, config.json, samples/')
     p.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
-    for f in fields(TrainConfig):
-        flag, kind = '--' + f.name.replace('_', '-'), type(f.default)
-        if kind is bool: p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata['help'])
-        else: p.add_argument(flag, type=kind, default=f.default, help=f"{f.metadata['help']} (default: {f.default})")
-    return p
+    return add_config_flags(p, TrainConfig)
 
 def main(argv=None):
     "Entry point of `python -m hybridlat.train_gan` (also under torchrun); returns the final TrainState."
