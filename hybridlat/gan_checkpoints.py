@@ -87,8 +87,8 @@ def restore(st, ckpt):
 
 # %% ../nbs/13b_gan_checkpoints.ipynb #a86931cf
 def generator_from_checkpoint(path, ema=True):
-    "The trained generator (G_ema by default) from a training checkpoint, in eval mode."
-    ckpt = load_checkpoint(path)
+    "The trained generator (G_ema by default) from a training checkpoint (a path or its loaded dict), in eval mode."
+    ckpt = path if isinstance(path, dict) else load_checkpoint(path)
     G = Generator(**json.loads(ckpt['G_kwargs']))
     G.load_state_dict(ckpt['G_ema' if ema else 'G'])
     return G.eval().requires_grad_(False)

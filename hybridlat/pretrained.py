@@ -90,11 +90,11 @@ def generator_quality(G, real_images, n=1000, psis=(1.0, 0.7), seed=0, progress=
     return dict(rows=rows, real_n=len(real), baseline=fd_dlib_baseline(real, seed=seed))
 
 # %% ../nbs/14_pretrained.ipynb #4c7125f8
-def run_facts(run_dir):
-    "What a training folder says about its run: config, step, images seen, wall time, last losses."
+def run_facts(run_dir, ckpt=None):
+    "What a training folder (and its loaded checkpoint `ckpt`) says about the run: config, steps, images, time, losses."
     run_dir = Path(run_dir)
     from hybridlat.gan_checkpoints import load_checkpoint
-    ckpt = load_checkpoint(run_dir/'checkpoint.pt')
+    ckpt = ckpt or load_checkpoint(run_dir/'checkpoint.pt')
     log = [json.loads(l) for l in (run_dir/'log.jsonl').read_text().splitlines() if l.strip()]
     log = [r for r in log if r['step'] < ckpt['step']]
     return dict(config=json.loads(ckpt['config']), steps=int(ckpt['step']), images_seen=int(ckpt['images_seen']),
@@ -119,8 +119,8 @@ def export_pretrained(run_dir, name='faces128', out_dir=None, data=None, n=1000,
     "Write generator, discriminator, facts json and model card of pretrained `name` from training folder `run_dir`."
     from hybridlat.gan_checkpoints import load_checkpoint, generator_from_checkpoint
     spec, out_dir = PRETRAINED[name], Path(out_dir or assets_dir())
-    ckpt, facts = load_checkpoint(Path(run_dir)/'checkpoint.pt'), run_facts(run_dir)
-    G = generator_from_checkpoint(Path(run_dir)/'checkpoint.pt')
+    ckpt = load_checkpoint(Path(run_dir)/'checkpoint.pt')                      # read the (large) file once
+    facts, G = run_facts(run_dir, ckpt), generator_from_checkpoint(ckpt)
     D = Discriminator(**json.loads(ckpt['D_kwargs'])); D.load_state_dict(ckpt['D'])
     facts.update(name=name, hardware=hardware, command=command, exported=time.strftime('%Y-%m-%d'),
                  generator_parameters=sum(p.numel() for p in G.parameters()))
