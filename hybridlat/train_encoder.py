@@ -27,6 +27,7 @@ from .gan_checkpoints import gather_rng, generator_from_checkpoint, load_checkpo
 from .images import atomic_path, image_grid, save_image
 from .latents import generator_fingerprint
 from .metrics import ms_ssim
+from .synthetic_pairs import latent_loss, latent_scales, synthetic_pairs
 from .train_gan import (_field, ResumableSampler, add_config_flags, all_mean, append_log, d_logistic_loss, g_nonsaturating_loss,
                                  init_distributed, read_log, step_optimizer, trim_log)
 
@@ -50,6 +51,9 @@ class EncoderTrainConfig:
     sf_l2_weight: float = _field(0.01, 'S_F regularisation: mean square (small offsets)')
     sf_l1_weight: float = _field(0.01, 'S_F regularisation: mean absolute value (sparse offsets)')
     adv_weight: float = _field(0.0, 'non-saturating adversarial loss from a trainable copy of D (0 = off)')
+    synthetic: int = _field(0, 'generated pairs with known W_ID and S_F added to each process batch (40b_synthetic_pairs; 0 = off)')
+    latent_weight: float = _field(1.0, 'latent regression on the generated pairs (W_ID and S_F in units of their std)')
+    synthetic_motion: float = _field(1.0, 'generated S_F = u·(A(w2) − A(w1)) on the S_F layers, u ~ U(0, this)')
     d_lr: float = _field(1e-4, 'Adam learning rate of the adversarial D')
     augment: bool = _field(True, 'random flip and colour jitter, the same for source and driving')
     val_clips: int = _field(2, 'clips held out of training (sample grids)')
@@ -135,6 +139,7 @@ class EncoderState:
     D_adv: torch.nn.Module = None          # trainable copy of D when adv_weight > 0
     opt_D: torch.optim.Optimizer = None
     extra_losses: dict = None              # {name: (fn(output, target) → scalar, weight)}
+    scales: dict = None                    # latent std {'w': [w_dim], layer: [C]} for the latent loss (synthetic pairs)
     step: int = 0                          # optimisation steps done
     images_seen: int = 0                   # training items, all processes together
     wall_s: float = 0.0                    # seconds spent training (steps, logs, grids), over all resumes
@@ -160,7 +165,8 @@ def build_state(cfg, G, D=None, device='cpu', rank=0, world_size=1, extra_losses
     E = encoder_for(G, None if cfg.deformation_count < 0 else cfg.deformation_count, **kw).train().to(device)
     D_adv = copy.deepcopy(D).train().requires_grad_(True) if cfg.adv_weight else None
     opt, opt_D = (None if m is None else torch.optim.Adam(m.parameters(), lr=lr, **adam) for m, lr in ((E, cfg.lr), (D_adv, cfg.d_lr)))
-    st = EncoderState(cfg, G, D, E, opt, device, D_adv, opt_D, dict(extra_losses or {}), rank=rank, world_size=world_size)
+    st = EncoderState(cfg, G, D, E, opt, device, D_adv, opt_D, dict(extra_losses or {}), rank=rank, world_size=world_size,
+                      scales=latent_scales(G, list(E.deformation_channels)) if cfg.synthetic else None)
     broadcast_modules(world_size, *[m for m in (E, D_adv) if m is not None])
     seed_all(cfg.seed * 1_000_003 + rank + 1)
     return st
@@ -189,8 +195,8 @@ def encode_batch(E, src, drv, n_pairs):
     w_id_d = E.identity_from_features({k: v[:n_pairs] for k, v in fd.items()}) if n_pairs else None
     return E.identity_from_features(fs), E.deformation_from_features(fd), w_id_d
 
-def loss_terms(st, src, drv, n_pairs):
-    "({name: (value, weight)} of every term with a non-zero weight, output images)."
+def loss_terms(st, src, drv, n_pairs, latents=None):
+    "({name: (value, weight)} of every term with a non-zero weight, output images); `latents`: true (W_ID, S_F) of the last items."
     c = st.cfg
     w_id, s_f, w_id_d = encode_batch(st.E, src, drv, n_pairs if c.identity_weight else 0)
     out = render_hybrid(st.G, w_id, s_f)                                    # [N, 3, R, R]
@@ -201,6 +207,7 @@ def loss_terms(st, src, drv, n_pairs):
     if c.sf_l2_weight: t['sf_l2'] = (sf_l2(s_f), c.sf_l2_weight)
     if c.sf_l1_weight: t['sf_l1'] = (sf_l1(s_f), c.sf_l1_weight)
     if st.D_adv is not None: t['adv'] = (g_nonsaturating_loss(st.D_adv(out)), c.adv_weight)
+    if latents is not None: t['latent'] = (latent_loss(w_id, s_f, *latents, st.scales), c.latent_weight)
     return t, out
 
 # %% ../nbs/41_train_encoder.ipynb #6b302f10
@@ -216,12 +223,16 @@ def d_adv_step(st, real, fake):
 def train_step(st, src, drv, n_pairs):
     "One encoder step (+ one adversarial D step). Returns {name: float}, averaged over processes."
     st.opt.zero_grad(set_to_none=True)
-    terms, out = loss_terms(st, src, drv, n_pairs)
+    latents = None
+    if st.cfg.synthetic:                                                    # append generated pairs with known latents
+        s_src, s_drv, *latents = synthetic_pairs(st.G, st.cfg.synthetic, list(st.E.deformation_channels), st.cfg.synthetic_motion)
+        src, drv = torch.cat([src, s_src]), torch.cat([drv, s_drv])
+    terms, out = loss_terms(st, src, drv, n_pairs, latents)
     loss = sum(v * w for v, w in terms.values())
     loss.backward(); step_optimizer(st.opt, st.E, st.world_size)
     logs = dict(loss=loss.detach(), **{k: v.detach() for k, (v, _) in terms.items()})
     if st.D_adv is not None: logs |= d_adv_step(st, drv, out)
-    st.images_seen += st.cfg.batch; st.step += 1
+    st.images_seen += st.cfg.batch + st.cfg.synthetic * st.world_size; st.step += 1
     values = all_mean(torch.stack([v.float() for v in logs.values()]), st.world_size).tolist()
     return dict(zip(logs, values))
 
