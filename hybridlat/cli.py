@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['demo_generator', 'sample_grid', 'mixing_grid', 'channel_grid', 'motion_directions', 'demo_motion', 'demo_reenactment',
-           'write_reenactment_video', 'pick_channels', 'run_demo', 'build_parser', 'main']
+           'write_reenactment_video', 'pick_channels', 'demo_encoder', 'run_demo', 'build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #c6969e20
 import argparse
@@ -102,10 +102,18 @@ def pick_channels(G, n=3):
     picks = [names[round(i * (len(names) - 1) / max(n - 1, 1))] for i in range(n)]
     return [(name, 7 * (i + 1)) for i, name in enumerate(picks)]
 
-def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None, n_frames=48):
+def demo_encoder(G, encoder=None, checkpoint=None, true_latents=False):
+    "(encoder or None for true latents, what the demo says about it)."
+    if true_latents: return None, 'true latents of the generated frames (--true-latents)'
+    if encoder is not None: return load_encoder(encoder, G=G), f'encoded by {encoder}'
+    if checkpoint is not None: return None, 'true latents of the generated frames (no encoder ships for --checkpoint; give --encoder)'
+    from hybridlat.pretrained_encoder import load_pretrained_encoder
+    return load_pretrained_encoder('faces128', G), 'encoded by the shipped faces128 encoder (data/faces128_encoder.md)'
+
+def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None, n_frames=48, true_latents=False):
     "Render the demo grids and the re-enacted video into `out`; returns {name: path}."
     G, what = demo_generator(checkpoint, seed)
-    E = load_encoder(encoder, G=G) if encoder is not None else None
+    E, latents = demo_encoder(G, encoder, checkpoint, true_latents)
     out = Path(out)
     seeds = list(range(seed, seed + n_samples))
     grids = {'samples.png': (sample_grid(G, seeds), n_samples),
@@ -118,8 +126,7 @@ def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None,
     info = dict(generator=what, resolution=G.img_resolution, num_ws=G.num_ws, seeds=seeds,
                 files=sorted(written), channels=[list(c) for c in pick_channels(G)],
                 reenactment=dict(source_seed=seed, driving_seed=seed + 100, frames=n_frames,
-                                 latents=f'encoded by {encoder}' if E is not None else
-                                 'true latents of the generated frames (no --encoder given)'))
+                                 latents=latents))
     with atomic_path(out / 'demo.json') as tmp: tmp.write_text(json.dumps(info, indent=2))
     return {**written, 'demo.json': out / 'demo.json'}
 
@@ -132,19 +139,25 @@ def build_parser():
     d.add_argument('-o', '--out', default='demo_out', help='output folder (default: demo_out)')
     d.add_argument('--checkpoint', default=None, help='generator checkpoint (hybridlat .pt, NVIDIA .pkl, rosinality .pt)')
     d.add_argument('--seed', type=int, default=0, help='first random seed')
-    d.add_argument('--encoder', default=None, help='encoder file (save_encoder): encode the video frames instead of using their true latents')
+    d.add_argument('--encoder', default=None, help='encoder file (save_encoder) instead of the shipped one')
+    d.add_argument('--true-latents', action='store_true', help="use the generated frames' true latents instead of encoding them")
     from hybridlat.reenact import build_reenact_parser
     build_reenact_parser(sub.add_parser('reenact', help='re-enact a source portrait with a driving video (42_reenact)'))
+    from hybridlat.assignments import build_parser as build_assignments_parser
+    build_assignments_parser(sub.add_parser('assignments', help='hand out and grade the assignment notebooks (50_assignments)'))
     return p
 
 def main(argv=None):
     "Entry point of the `hybridlat` console script."
     args = build_parser().parse_args(argv)
     if args.command == 'demo':
-        try: files = run_demo(args.out, args.checkpoint, args.seed, encoder=args.encoder)
+        try: files = run_demo(args.out, args.checkpoint, args.seed, encoder=args.encoder, true_latents=args.true_latents)
         except (OSError, ValueError) as e: sys.exit(f'hybridlat demo: {e}')
         for name, path in files.items(): print(f'wrote {path}')
     if args.command == 'reenact':
         from hybridlat.reenact import run_reenact
         return run_reenact(args)
+    if args.command == 'assignments':
+        from hybridlat.assignments import run_assignments
+        return run_assignments(args)
     return 0

@@ -19,14 +19,15 @@ from .images import atomic_path, to_uint8
 
 # %% ../nbs/14_pretrained.ipynb #46384c9e
 PRETRAINED = {'faces128': dict(resolution=128, generator='faces128.pt', discriminator='faces128_D.pt',
-                               facts='faces128.json', card='faces128.md')}
+                               facts='faces128.json', card='faces128.md', encoder='faces128_encoder.pt',
+                               encoder_facts='faces128_encoder.json', encoder_card='faces128_encoder.md')}
 
 def assets_dir():
     "The folder of the installed `hybridlat.assets` package (the repository's `data/`)."
     return Path(str(importlib.resources.files('hybridlat.assets')))
 
 def pretrained_path(name='faces128', part='generator'):
-    "Path of one file (`part` ∈ generator, discriminator, facts, card) of pretrained model `name`."
+    "Path of one file (`part` ∈ generator, discriminator, facts, card, encoder, encoder_facts, encoder_card) of pretrained `name`."
     if name not in PRETRAINED: raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(PRETRAINED)}")
     path = assets_dir()/PRETRAINED[name][part]
     if not path.is_file(): raise FileNotFoundError(f"{path.name} is missing from {path.parent}: reinstall hybridlat with its data")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .edits import apply_edits, load_directions, parse_edits
+from .checkpoints import CheckpointError
 from .encoder import HybridEncoder, check_encoder_fits, load_encoder, render_hybrid
 from .faces import (NoFaceError, _gaussian_time, align_face, align_frames, face_landmarks, find_data_dir,
                              load_image, paste_mask, warp_image)
@@ -167,12 +168,15 @@ def _timed(timings, stage):
 
 # %% ../nbs/42_reenact.ipynb #46b73bf3
 def default_encoder(G, encoder=None):
-    "`encoder` as given or loaded from a path; no trained encoder ships yet, so one must be given."
+    "`encoder` as given or loaded from a path; None → the encoder shipped for the shipped generator, if `G` is it."
     if isinstance(encoder, (str, Path)): return load_encoder(encoder, G=G)
     if isinstance(encoder, HybridEncoder): return check_encoder_fits(encoder, G)
     if encoder is not None: return encoder
-    raise ValueError("no trained encoder ships with hybridlat yet: pass encoder= / --encoder (a file written by "
-                     "save_encoder, e.g. by `python -m hybridlat.train_encoder`, or a HybridEncoder)")
+    from hybridlat.pretrained_encoder import load_pretrained_encoder
+    try: return load_pretrained_encoder('faces128', G)
+    except CheckpointError as e:
+        raise ValueError(f"no encoder given, and the shipped one does not fit this generator ({e}): pass encoder= / "
+                         "--encoder (a file written by save_encoder, e.g. by `python -m hybridlat.train_encoder`)") from None
 
 def _default_generator(G):
     if G is not None: return G
@@ -226,7 +230,7 @@ def build_reenact_parser(p=None):
     p.add_argument('--paste-back', action=argparse.BooleanOptionalAction, default=True,
                    help='paste into the source frame (default) or write the bare crops')
     p.add_argument('--checkpoint', default=None, help='generator checkpoint (default: the shipped faces128)')
-    p.add_argument('--encoder', default=None, help='encoder file written by save_encoder')
+    p.add_argument('--encoder', default=None, help='encoder file written by save_encoder (default: the one shipped for faces128)')
     p.add_argument('--fps', type=float, default=None, help='resample the driving video to this frame rate')
     p.add_argument('--max-frames', type=int, default=None, help='use at most this many driving frames')
     p.add_argument('--audio', action='store_true', help="copy the driving video's sound into the output")

@@ -69,6 +69,17 @@ def test_demo_video_shows_source_driving_and_output(tmp_path):
     assert abs(left[0] - left[-1]).mean() < 2           # the source panel is a still
     assert abs(middle[0] - middle[24]).mean() > 0.5     # the driving panel moves
     info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
+    assert info['reenactment']['latents'].startswith('encoded by the shipped faces128 encoder')
+
+
+def test_demo_true_latents_differ_from_encoded(tmp_path):
+    from hybridlat.video import read_video
+    for name, extra in (('enc', []), ('true', ['--true-latents'])):
+        res = run_cli('demo', '--out', str(tmp_path / name), *extra, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+    enc, true = (read_video(tmp_path / n / 'reenactment.mp4').frames[:, :, 256:].astype(float) for n in ('enc', 'true'))
+    assert abs(enc - true).mean() > 1.0                 # the right panel is the encoder's, not the true latents'
+    info = json.loads((tmp_path / 'true' / 'demo.json').read_text())
     assert info['reenactment']['latents'].startswith('true latents')
 
 

@@ -1,0 +1,77 @@
+"""The shipped encoder: loads offline for the shipped generator only, its card is generated from its facts, it is the
+default of `hybridlat reenact`, and `export_encoder` makes the shipped files from a training run."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hybridlat.checkpoints import CheckpointError
+from hybridlat.encoder import check_encoder_fits
+from hybridlat.pretrained import load_pretrained, pretrained_path
+from hybridlat.pretrained_encoder import (encoder_card, export_encoder, load_pretrained_encoder,
+                                          pretrained_encoder_facts)
+
+DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
+ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
+need_data = pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA}')
+
+
+@pytest.fixture(scope='module')
+def G(): return load_pretrained('faces128')
+
+
+def test_shipped_encoder_fits_the_shipped_generator(G):
+    E = load_pretrained_encoder('faces128', G)
+    check_encoder_fits(E, G)
+    facts = pretrained_encoder_facts()
+    assert E.checkpoint_info['meta']['steps'] == facts['steps'] > 0
+    assert pretrained_path('faces128', 'encoder').stat().st_size <= 25 * 2**20
+    assert not any(p.requires_grad for p in E.parameters())
+
+
+def test_other_weights_are_refused(G):
+    import copy
+    G2 = copy.deepcopy(G)
+    with torch.no_grad(): G2.synthesis.b4.conv1.affine.bias.add_(0.1)
+    with pytest.raises(CheckpointError, match='weights differ'): load_pretrained_encoder('faces128', G2)
+
+
+def test_card_is_generated_from_facts():
+    facts = pretrained_encoder_facts()
+    assert pretrained_path('faces128', 'encoder_card').read_text() == encoder_card(facts)
+    assert {r['metric'] for r in facts['quality']['targets']} == {'id_dist', 'r_mouth'}
+    assert len(facts['quality']['cross']) >= 8 and len(facts['quality']['self']) == 2
+
+
+@need_data
+def test_reenact_cli_defaults_to_the_shipped_encoder(tmp_path):
+    out = tmp_path / 'out.mp4'
+    res = subprocess.run([sys.executable, '-c', 'import sys; from hybridlat.cli import main; sys.exit(main())', 'reenact', str(DATA / 'portraits' / 'lia_vox_taylor.png'),
+                          str(DATA / 'videos' / 'lia_vox_driving2.mp4'), '-o', str(out), '--fps', '5', '--max-frames', '4'],
+                         cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert out.stat().st_size > 1000
+
+
+@need_data
+def test_export_from_a_short_run(G, tmp_path):
+    from hybridlat.datasets import build_clip_dataset, build_face_dataset
+    from hybridlat.train_encoder import main
+    build_face_dataset({'utkface': DATA / 'faces' / 'utkface'}, 32, tmp_path / 'faces.zip', max_per_source=4, workers=1, progress=False)
+    videos = [DATA / 'videos' / f for f in ('liveportrait_d9.mp4', 'lia_vox_driving1.mp4', 'lia_vox_driving2.mp4')]
+    build_clip_dataset(videos, 32, tmp_path / 'clips.zip', fps=4, max_frames=4, workers=1, progress=False)
+    run = tmp_path / 'run'
+    main(['--faces', str(tmp_path / 'faces.zip'), '--clips', str(tmp_path / 'clips.zip'), '--out', str(run), '--batch', '2',
+          '--steps', '2', '--val-clips', '1', '--n-samples', '2', '--workers', '0', '--no-progress',
+          '--encoder-kwargs', json.dumps(dict(channels=[4, 8, 8, 8, 8, 8], fpn_channels=8))])
+    facts = export_encoder(run, out_dir=tmp_path / 'assets', faces=tmp_path / 'faces.zip', clips=tmp_path / 'clips.zip',
+                           hardware='test', command='test', progress=False, n_portraits=1, max_frames=4, bench_frames=4)
+    assert facts['steps'] == 2 and facts['images_seen'] == 4
+    assert (tmp_path / 'assets' / 'faces128_encoder.md').read_text() == encoder_card(facts)
+    saved = json.loads((tmp_path / 'assets' / 'faces128_encoder.json').read_text())
+    assert saved['steps'] == 2 and len(saved['quality']['cross']) == 1
+    assert facts['data']['clips'] == dict(file='clips.zip', train_clips=2, train_frames=8, held_out=['liveportrait_d9'])
+    assert [r['driving'] for r in facts['quality']['self']] == ['liveportrait_d9']     # evaluated on the run's held-out clip
