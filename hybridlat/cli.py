@@ -15,7 +15,7 @@ import torch
 from .generator import mix_styles
 from .images import image_grid, save_image, atomic_path
 from .stylespace import w_plus_to_s, synthesis_from_s, layer_groups, StyleLayout
-from .encoder import render_hybrid, load_encoder
+from .encoder import render_hybrid
 from .video import write_video
 from .images import to_uint8
 
@@ -105,10 +105,10 @@ def pick_channels(G, n=3):
 def demo_encoder(G, encoder=None, checkpoint=None, true_latents=False):
     "(encoder or None for true latents, what the demo says about it)."
     if true_latents: return None, 'true latents of the generated frames (--true-latents)'
-    if encoder is not None: return load_encoder(encoder, G=G), f'encoded by {encoder}'
-    if checkpoint is not None: return None, 'true latents of the generated frames (no encoder ships for --checkpoint; give --encoder)'
-    from hybridlat.pretrained_encoder import load_pretrained_encoder
-    return load_pretrained_encoder('faces128', G), 'encoded by the shipped faces128 encoder (data/faces128_encoder.md)'
+    if encoder is None and checkpoint is not None: return None, 'true latents of the generated frames (no encoder ships for --checkpoint; give --encoder)'
+    from hybridlat.reenact import default_encoder                          # a path, or the shipped encoder
+    return default_encoder(G, encoder), (f'encoded by {encoder}' if encoder is not None else
+                                         'encoded by the shipped faces128 encoder (data/faces128_encoder.md)')
 
 def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None, n_frames=48, true_latents=False):
     "Render the demo grids and the re-enacted video into `out`; returns {name: path}."

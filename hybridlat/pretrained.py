@@ -102,13 +102,16 @@ def run_facts(run_dir, ckpt=None):
                 train_seconds=round(sum(r.get('sec', 0) for r in log)), last=log[-1] if log else {},
                 history=loss_history(log))
 
-def loss_history(log, points=200):
-    "About `points` rows [step, kimg, loss_G, loss_D], each the mean over its stretch of the log (for plots)."
+def _mean_of(recs, key):
+    vals = [r[key] for r in recs if key in r]
+    return round(float(np.mean(vals)), 4) if vals else None
+
+def loss_history(log, points=200, keys=('loss_G', 'loss_D')):
+    "About `points` rows [step, kimg, *keys], each the mean over its stretch of the log (None where a key is absent)."
     if not log: return []
     k = max(1, len(log) // points)
     chunks = [log[i:i + k] for i in range(0, len(log), k)]
-    mean = lambda rs, key: round(float(np.mean([r[key] for r in rs if key in r])), 4)
-    return [[c[-1]['step'], c[-1]['kimg'], mean(c, 'loss_G'), mean(c, 'loss_D')] for c in chunks]
+    return [[c[-1]['step'], c[-1]['kimg'], *(_mean_of(c, key) for key in keys)] for c in chunks]
 
 def _dataset_facts(path):
     from hybridlat.datasets import FaceDataset

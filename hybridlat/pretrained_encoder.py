@@ -4,8 +4,7 @@
 
 # %% auto #0
 __all__ = ['load_pretrained_encoder', 'pretrained_encoder_facts', 'encoder_from_run', 'encoder_history', 'encoder_run_facts',
-           'held_out_clips', 'cross_pairs', 'encoder_quality', 'export_encoder', 'quality_tables', 'encoder_card',
-           'build_parser', 'main']
+           'cross_pairs', 'encoder_quality', 'export_encoder', 'quality_tables', 'encoder_card', 'build_parser', 'main']
 
 # %% ../nbs/43_pretrained_encoder.ipynb #cfb16096
 import argparse, json, os, sys, time
@@ -15,7 +14,7 @@ import torch
 from .checkpoints import CheckpointError
 from .encoder import HybridEncoder, load_encoder, save_encoder
 from .latents import generator_fingerprint, markdown_table
-from .pretrained import PRETRAINED, assets_dir, pretrained_path, load_pretrained, _write_text
+from .pretrained import PRETRAINED, assets_dir, pretrained_path, load_pretrained, loss_history, _write_text
 from .train_gan import read_log
 
 # %% ../nbs/43_pretrained_encoder.ipynb #6c354430
@@ -42,41 +41,26 @@ def encoder_from_run(run_dir):
     E.load_state_dict(ckpt['E'])
     return E.eval(), ckpt
 
-def _mean_of(recs, key):
-    vals = [r[key] for r in recs if key in r]
-    return round(float(np.mean(vals)), 4) if vals else None
-
 def encoder_history(log, points=100):
     "About `points` rows [step, kimg, loss, l1, val_l1] of the training log (chunk means; val_l1 where sampled)."
-    k = max(1, len(log) // points)
-    chunks = [log[i:i + k] for i in range(0, len(log), k)]
-    return [[c[-1]['step'], c[-1]['kimg'], *(_mean_of(c, key) for key in ('loss', 'l1', 'val_l1'))] for c in chunks]
+    return loss_history(log, points, keys=('loss', 'l1', 'val_l1'))
 
 def encoder_run_facts(run_dir, ckpt):
     "Config, steps, images seen, step time and loss history of an encoder run (log records before the checkpoint)."
+    from hybridlat.train_encoder import final_losses
     log = [r for r in read_log(Path(run_dir) / 'log.jsonl') if r['step'] < ckpt['step']]
     return dict(config=json.loads(ckpt['config']), encoder_kwargs=json.loads(ckpt['E_kwargs']), steps=int(ckpt['step']),
                 images_seen=int(ckpt['images_seen']), train_seconds=round(float(ckpt['wall_s'])),
-                final_losses={k: _mean_of(log[-100:], k) for k in ('loss', 'l1', 'l2', 'msssim', 'feat', 'identity', 'sf_l2', 'sf_l1', 'latent')},
-                history=encoder_history(log))
+                final_losses=final_losses(log), history=encoder_history(log))
 
 # %% ../nbs/43_pretrained_encoder.ipynb #393a29d3
-def held_out_clips(names=None):
-    "Paths of the held-out driving clips `names` in the data's videos folder (default: `validation_clips()`)."
-    from hybridlat.faces import find_data_dir
-    from hybridlat.reenact import validation_clips, VIDEO_SUFFIXES
-    if names is None: return validation_clips()
-    paths = {p.stem: p for p in (find_data_dir() / 'videos').iterdir() if p.suffix.lower() in VIDEO_SUFFIXES}
-    missing = [n for n in names if n not in paths]
-    if missing: raise FileNotFoundError(f"held-out clips {missing} are not in {find_data_dir() / 'videos'}")
-    return [paths[n] for n in names]
-
 def cross_pairs(n_portraits=8, clips=None):
     "(portrait, clip) pairs: the first `n_portraits` portraits where dlib finds a face, each with every clip (default: held out)."
     from hybridlat.faces import detect_faces, find_data_dir, load_image
     portraits = sorted(p for p in (find_data_dir() / 'portraits').iterdir() if p.suffix.lower() in ('.jpg', '.jpeg', '.png'))
     with_face = [p for p in portraits if len(detect_faces(load_image(p)))][:n_portraits]
-    return [(p, c) for p in with_face for c in (clips or held_out_clips())]
+    from hybridlat.reenact import validation_clips
+    return [(p, c) for p in with_face for c in (clips or validation_clips())]
 
 def _mean_row(rows, label):
     keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -84,8 +68,8 @@ def _mean_row(rows, label):
 
 def encoder_quality(G, E, n_portraits=8, fps=5, max_frames=20, bench_frames=48, clips=None, progress=True):
     "Self and cross re-enactment metrics on held-out `clips` (paths), the paper's targets, and the speed per stage."
-    from hybridlat.reenact import evaluate_self, evaluate_cross, paper_targets, benchmark_reenact
-    clips = clips or held_out_clips()
+    from hybridlat.reenact import evaluate_self, evaluate_cross, paper_targets, benchmark_reenact, validation_clips
+    clips = clips or validation_clips()
     self_rows, _ = evaluate_self(G, E, clips=clips, fps=fps, max_frames=max_frames, progress=progress)
     pairs = cross_pairs(n_portraits, clips)
     cross_rows, _ = evaluate_cross(G, E, pairs=pairs, fps=fps, max_frames=max_frames, progress=progress)
@@ -97,27 +81,27 @@ def encoder_quality(G, E, n_portraits=8, fps=5, max_frames=20, bench_frames=48, 
 
 # %% ../nbs/43_pretrained_encoder.ipynb #441537cf
 def _data_facts(faces, clips, cfg):
-    "What the run trained on, and the clips it held out (its own split: the run's val_clips and seed)."
+    "`data_counts` of what the run trained on and the clips it held out (its own split: the run's val_clips and seed)."
     from hybridlat.datasets import FaceDataset, FramePairDataset
-    out = {}
-    if faces: out['faces'] = dict(file=Path(faces).name, images=len(FaceDataset(faces)))
-    if clips:
-        tr, va = (FramePairDataset(clips, s, val_clips=cfg['val_clips'], seed=cfg['seed']) for s in ('train', 'val'))
-        out['clips'] = dict(file=Path(clips).name, train_clips=len(tr.clips), train_frames=len(tr), held_out=va.clips)
-    return out
+    from hybridlat.train_encoder import data_counts
+    split = lambda s: FramePairDataset(clips, s, val_clips=cfg['val_clips'], seed=cfg['seed']) if clips else None
+    return data_counts(FaceDataset(faces) if faces else None, split('train'), split('val'))
 
 def export_encoder(run_dir, name='faces128', out_dir=None, faces=None, clips=None, hardware=None, command=None,
                    notes=None, progress=True, **quality_kwargs):
     "Write `name`'s encoder weights, facts json and model card from encoder run `run_dir`; returns the facts."
     G, (E, ckpt) = load_pretrained(name), encoder_from_run(run_dir)
-    if ckpt['G_fingerprint'] != generator_fingerprint(G): raise CheckpointError(f'{run_dir} was trained against other generator weights than the shipped {name}')
+    fingerprint = generator_fingerprint(G)
+    if ckpt['G_fingerprint'] != fingerprint: raise CheckpointError(f'{run_dir} was trained against other generator weights than the shipped {name}')
     facts = dict(name=name, **encoder_run_facts(run_dir, ckpt), hardware=hardware, command=command, notes=notes,
                  exported=time.strftime('%Y-%m-%d'), parameters=sum(p.numel() for p in E.parameters()),
                  data=_data_facts(faces, clips, json.loads(ckpt['config'])))
-    held_out = facts['data'].get('clips', {}).get('held_out')
-    facts['quality'] = encoder_quality(G, E, clips=held_out_clips(held_out), progress=progress, **quality_kwargs)
+    from hybridlat.reenact import validation_clips
+    held_out = facts['data'].get('val', {}).get('clips')
+    facts['quality'] = encoder_quality(G, E, clips=validation_clips(val_clips=held_out) if held_out else None,
+                                       progress=progress, **quality_kwargs)
     out_dir, spec = Path(out_dir or assets_dir()), PRETRAINED[name]
-    save_encoder(E, out_dir / spec['encoder'], generator=generator_fingerprint(G), steps=facts['steps'],
+    save_encoder(E, out_dir / spec['encoder'], generator=fingerprint, steps=facts['steps'],
                  images_seen=facts['images_seen'], trainer='hybridlat.train_encoder')
     _write_text(out_dir / spec['encoder_facts'], json.dumps(facts, indent=1, default=float))
     _write_text(out_dir / spec['encoder_card'], encoder_card(facts))
@@ -137,6 +121,8 @@ def quality_tables(q):
                         "The paper's cross-identity targets:", markdown_table(q['targets']),
                         f"Speed on {q.get('machine', 'this machine')} ({q['settings']['bench_frames']} frames):", markdown_table(q['speed'])])
 
+def _count(v): return f'{v:,}' if isinstance(v, int) else 'n/a'
+
 def encoder_card(facts):
     "Markdown model card from `export_encoder`'s facts."
     c, k, d = facts['config'], facts['encoder_kwargs'], facts.get('data', {})
@@ -148,8 +134,8 @@ against the frozen generator. Source image → W_ID ∈ W+ ({k['num_ws']} × {k[
 deformation layers {layers}; rendered as `s_l = A_l(W_ID) + S_F,l`.
 {facts.get('notes') or ''}
 ## Data
-- Stills: {d.get('faces', {}).get('images', 'n/a')} aligned faces (`{d.get('faces', {}).get('file', '-')}`), source = driving = target.
-- Clips: {d.get('clips', {}).get('train_frames', 'n/a')} frames of {d.get('clips', {}).get('train_clips', 'n/a')} talking-head clips for self-re-enactment pairs; held out (never trained on, used below): {', '.join(d.get('clips', {}).get('held_out', [])) or 'n/a'}.
+- Stills: {_count(d.get('faces', {}).get('images'))} aligned faces ({', '.join(d.get('faces', {}).get('sources', []))}), source = driving = target.
+- Clips: {_count(d.get('clips', {}).get('frames'))} frames of {d.get('clips', {}).get('clips', 'n/a')} talking-head clips for self-re-enactment pairs; held out (never trained on, used below): {', '.join(d.get('val', {}).get('clips', [])) or 'n/a'}.
 - UTKFace, CelebA and the clips are licensed for non-commercial research only, and so are these weights.
 
 ## Architecture

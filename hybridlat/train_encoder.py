@@ -296,16 +296,16 @@ def hardware(st):
     return dict(device=name, processes=st.world_size, cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), torch=torch.__version__)
 
 def final_losses(log, n=100):
-    "Mean of each logged training loss over the last `n` records."
-    recs = [r for r in read_log(log) if 'loss' in r][-n:]
+    "Mean of each logged training loss over the last `n` records of `log` (a list of log records)."
+    recs = [r for r in log if 'loss' in r][-n:]
     keys = [k for k in recs[-1] if k not in ('step', 'kimg', 'sec') and not k.startswith('val_')] if recs else []
     return {k: round(float(np.mean([r[k] for r in recs if k in r])), 5) for k in keys}
 
 def encoder_meta(st, log, data, command=None):
     "The metadata `save_encoder` stores with the trained encoder."
-    vals = [r for r in read_log(log) if 'val_l1' in r]
+    recs = read_log(log); vals = [r for r in recs if 'val_l1' in r]
     return dict(trainer='hybridlat.train_encoder', config=asdict(st.cfg), steps=st.step, images_seen=st.images_seen,
-                data=data, losses=final_losses(log), validation=({k: vals[-1][k] for k in ('step', 'val_l1', 'val_msssim')} if vals else {}),
+                data=data, losses=final_losses(recs), validation=({k: vals[-1][k] for k in ('step', 'val_l1', 'val_msssim')} if vals else {}),
                 extra_losses=sorted(st.extra_losses or {}), wall_s=round(st.wall_s, 1), hardware=hardware(st),
                 generator=generator_fingerprint(st.G), command=command or shlex.join([sys.executable, *sys.argv]))
 

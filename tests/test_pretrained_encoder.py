@@ -73,5 +73,5 @@ def test_export_from_a_short_run(G, tmp_path):
     assert (tmp_path / 'assets' / 'faces128_encoder.md').read_text() == encoder_card(facts)
     saved = json.loads((tmp_path / 'assets' / 'faces128_encoder.json').read_text())
     assert saved['steps'] == 2 and len(saved['quality']['cross']) == 1
-    assert facts['data']['clips'] == dict(file='clips.zip', train_clips=2, train_frames=8, held_out=['liveportrait_d9'])
+    assert facts['data']['clips'] == dict(clips=2, frames=8) and facts['data']['val']['clips'] == ['liveportrait_d9']
     assert [r['driving'] for r in facts['quality']['self']] == ['liveportrait_d9']     # evaluated on the run's held-out clip
