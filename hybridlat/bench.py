@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['median_seconds', 'matmul_gflops', 'generator_macs', 'counted_macs', 'time_generator', 'bench_row', 'machine_info',
-           'run_benchmark', 'format_table', 'profile_by_kind', 'parse_args', 'main']
+           'run_benchmark', 'format_table', 'profile_by_kind', 'training_row', 'parse_args', 'main']
 
 # %% ../nbs/10_bench.ipynb #cf6589bf
 import argparse, json, os, platform, statistics, time
@@ -136,6 +136,11 @@ def format_table(res):
     for r in res['rows']:
         lines.append(f"| {r['config']} | {r['params'] / 1e6:.1f} M | {r['gmac_per_image']:.2f} | {r['batch']} | "
                      f"{r['sec_per_image']:.3f} | {r['gflops']:.1f} | {100 * r['matmul_fraction']:.0f}% |")
+    if res.get('training'):
+        lines += ['', '| training | batch | s/step | images/s (shown to D) | threads |', '|---|---:|---:|---:|---:|']
+        for r in res['training']:
+            lines.append(f"| {r['config']} {r['resolution']}², pl {r['pl_weight']} | {r['batch']} | "
+                         f"{r['sec_per_step']:.2f} | {r['images_per_sec']:.1f} | {r['threads']} |")
     return '\n'.join(lines)
 
 # %% ../nbs/10_bench.ipynb #c3c66496
@@ -157,6 +162,19 @@ def profile_by_kind(G, batch_size=1):
     for e in prof.key_averages(): out[_kind(e.key)] = out.get(_kind(e.key), 0) + e.self_cpu_time_total / 1e6
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
+# %% ../nbs/10_bench.ipynb #1b0e7a02
+def training_row(steps=16, config=None):
+    "Images/s of one training step of the shipped faces128 recipe (or `config`: a dict of `TrainConfig` fields)."
+    from hybridlat.pretrained import pretrained_facts
+    from hybridlat.train_gan import TrainConfig, training_speed
+    known = set(TrainConfig.__dataclass_fields__)
+    config = config or {k: v for k, v in pretrained_facts('faces128')['config'].items() if k in known}
+    cfg = TrainConfig(**{**config, 'workers': 0})
+    torch.manual_seed(0)
+    speed = training_speed(cfg, steps=steps)
+    return dict(config='faces128 recipe', resolution=cfg.resolution, batch=cfg.batch, channel_base=cfg.channel_base,
+                pl_weight=cfg.pl_weight, **speed)
+
 # %% ../nbs/10_bench.ipynb #5b6477c7
 def _parser():
     p = argparse.ArgumentParser(prog='python -m hybridlat.bench', description='Benchmark StyleGAN2 generators on this CPU.')
@@ -164,6 +182,8 @@ def _parser():
     p.add_argument('--batches', type=int, nargs='+', default=[1, 4], help='batch sizes')
     p.add_argument('--repeats', type=int, default=5, help='timed runs per row (at most 3 from 512² up)')
     p.add_argument('--no-small', action='store_true', help="skip the kit's small 128² generator")
+    p.add_argument('--training-steps', type=int, default=16,
+                   help='time this many training steps of the faces128 recipe (0: no training row)')
     p.add_argument('--out', help='write the results as JSON to this file')
     return p
 
@@ -174,6 +194,7 @@ def parse_args(argv=None):
         if r < 8 or r > 1024 or r & (r - 1): raise ValueError(f"--resolutions: powers of two in 8…1024, got {r}")
     if any(b < 1 for b in args.batches): raise ValueError(f"--batches: positive batch sizes, got {args.batches}")
     if args.repeats < 1: raise ValueError(f"--repeats: at least 1, got {args.repeats}")
+    if args.training_steps < 0: raise ValueError(f"--training-steps: 0 or more, got {args.training_steps}")
     return args
 
 def main(argv=None):
@@ -181,6 +202,7 @@ def main(argv=None):
     try: args = parse_args(argv)
     except ValueError as e: _parser().error(str(e))
     res = run_benchmark(args.resolutions, args.batches, args.repeats, small=not args.no_small)
+    if args.training_steps: res['training'] = [training_row(args.training_steps)]
     print(format_table(res))
     if args.out:
         with atomic_path(args.out) as tmp: tmp.write_text(json.dumps(res, indent=1))

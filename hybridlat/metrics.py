@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['MS_SSIM_WEIGHTS', 'l1', 'psnr', 'gaussian_window', 'ssim', 'ms_ssim', 'identity_distance', 'identity_similarity',
            'landmark_distance', 'pearson', 'expression_measures', 'expression_following', 'temporal_jitter',
-           'detection_rate', 'frechet_distance', 'descriptor_stats', 'fd_dlib', 'fd_dlib_baseline']
+           'detection_rate', 'frechet_distance', 'descriptor_stats', 'fd_dlib', 'fd_dlib_baseline', 'hog_features',
+           'thumbnail_features', 'realness_accuracy']
 
 # %% ../nbs/22_metrics.ipynb #cc2ae578
 import numpy as np
@@ -180,3 +181,41 @@ def fd_dlib_baseline(real_set, seed=0, **kw):
     d = d[~np.isnan(d).any(1)]
     perm = np.random.default_rng(seed).permutation(len(d))
     return fd_dlib(d[perm[:len(d) // 2]], d[perm[len(d) // 2:2 * (len(d) // 2)]])
+
+# %% ../nbs/22_metrics.ipynb #3f2a9c02
+def hog_features(images, size=64, cell=8, bins=9):
+    "HOG of images (uint8 [H, W, 3] arrays) at `size`²: [N, (size/cell − 1)² · 4 · bins], L2-normalised 2×2-cell blocks."
+    from PIL import Image
+    out = []
+    for img in images:
+        g = np.asarray(Image.fromarray(np.asarray(img)).convert('L').resize((size, size), Image.BILINEAR), np.float32)
+        gx, gy = np.zeros_like(g), np.zeros_like(g)
+        gx[:, 1:-1], gy[1:-1] = g[:, 2:] - g[:, :-2], g[2:] - g[:-2]                  # centred differences
+        mag, ang = np.hypot(gx, gy), np.rad2deg(np.arctan2(gy, gx)) % 180             # unsigned orientation
+        b = np.minimum((ang / (180 / bins)).astype(int), bins - 1)
+        c = size // cell
+        hist = np.zeros((c, c, bins), np.float32)                                     # [cells, cells, bins]
+        np.add.at(hist, (np.arange(size)[:, None] // cell, np.arange(size)[None] // cell, b), mag)
+        blocks = np.concatenate([hist[:-1, :-1], hist[1:, :-1], hist[:-1, 1:], hist[1:, 1:]], axis=-1)
+        blocks /= np.sqrt((blocks ** 2).sum(-1, keepdims=True) + 1e-6)
+        out.append(blocks.ravel())
+    return np.stack(out)
+
+def thumbnail_features(images, size=8):
+    "Colour thumbnails (uint8 [H, W, 3] arrays → [N, size · size · 3] in [0, 1])."
+    from PIL import Image
+    return np.stack([np.asarray(Image.fromarray(np.asarray(i)).resize((size, size), Image.BOX), np.float32).ravel()
+                     / 255 for i in images])
+
+def realness_accuracy(real, fake, folds=5, seed=0):
+    "Cross-validated accuracy of logistic regression on HOG + 8×8 colour telling `fake` from `real` (0.5: can't)."
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    feats = lambda imgs: np.concatenate([hog_features(imgs), thumbnail_features(imgs)], axis=1)
+    x = np.concatenate([feats(real), feats(fake)])
+    y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return float(cross_val_score(model, x, y, cv=cv).mean())

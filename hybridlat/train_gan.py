@@ -6,9 +6,9 @@
 __all__ = ['TrainConfig', 'generator_kwargs', 'discriminator_kwargs', 'd_logistic_loss', 'g_nonsaturating_loss', 'r1_penalty',
            'path_lengths', 'path_length_penalty', 'mix_ws', 'generate', 'ema_beta', 'update_ema', 'TrainState',
            'make_optimizer', 'check_config', 'build_state', 'init_distributed', 'broadcast_networks', 'all_mean',
-           'step_optimizer', 'phase', 'latents', 'g_step', 'g_reg_step', 'd_step', 'd_reg_step', 'prepare_reals',
-           'train_step', 'ResumableSampler', 'make_loader', 'append_log', 'read_log', 'trim_log', 'save_samples',
-           'start_outputs', 'train', 'add_config_flags', 'build_parser', 'main']
+           'step_optimizer', 'phase', 'judge', 'latents', 'g_step', 'g_reg_step', 'd_step', 'd_reg_step',
+           'prepare_reals', 'train_step', 'training_speed', 'ResumableSampler', 'make_loader', 'append_log', 'read_log',
+           'trim_log', 'save_samples', 'start_outputs', 'train', 'add_config_flags', 'build_parser', 'main']
 
 # %% ../nbs/13_train_gan.ipynb #4f9e1440
 import argparse, json, math, os, time
@@ -153,7 +153,12 @@ class TrainState:
     def batch_gpu(self): return self.cfg.batch // self.world_size
     def autocast(self):
         "bf16 autocast on CUDA when `cfg.amp`; a no-op on CPU."
-        return torch.autocast('cuda', dtype=torch.bfloat16) if self.cfg.amp and self.device.type == 'cuda' else nullcontext()
+        use_bf16 = self.cfg.amp and self.device.type == 'cuda'
+        return torch.autocast('cuda', dtype=torch.bfloat16) if use_bf16 else nullcontext()
+
+    def d_input(self, x):
+        "Images [N, 3, R, R] as D wants them: channels-last on CPU (oneDNN's fast layout), unchanged on CUDA."
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == 'cpu' else x
 
 def make_optimizer(params, cfg, reg_interval=0):
     "Adam(lr, betas) corrected for lazy regularisation every `reg_interval` steps (0 = none)."
@@ -176,6 +181,7 @@ def build_state(cfg, device='cpu', rank=0, world_size=1):
     seed_all(cfg.seed)                                                       # same initial weights everywhere
     G = Generator(**generator_kwargs(cfg)).train().to(device)
     D = Discriminator(**discriminator_kwargs(cfg)).train().to(device)
+    if device.type == 'cpu': D = D.to(memory_format=torch.channels_last)    # with `d_input`: ~20 % faster steps
     G_ema = Generator(**generator_kwargs(cfg)).eval().requires_grad_(False).to(device)
     G_ema.load_state_dict(G.state_dict())
     opt_G = make_optimizer(G.parameters(), cfg, cfg.pl_interval if cfg.pl_weight > 0 else 0)
@@ -220,6 +226,10 @@ def phase(st, train_G):
     st.G.requires_grad_(train_G); st.D.requires_grad_(not train_G)
     (st.opt_G if train_G else st.opt_D).zero_grad(set_to_none=True)
 
+def judge(st, img):
+    "D's logits [N, 1] for images [N, 3, R, R], DiffAugment-ed as the config says."
+    return st.D(st.d_input(diff_augment(img, st.cfg.augment)))
+
 def latents(st, n=None):
     "Fresh z [n, z_dim] on the training device."
     return torch.randn(n or st.batch_gpu, st.G.z_dim, device=st.device)
@@ -230,7 +240,7 @@ def g_step(st):
     phase(st, True)
     with st.autocast():
         fake, _ = generate(st.G, latents(st), st.cfg.style_mixing)                  # [N, 3, R, R]
-        loss = g_nonsaturating_loss(st.D(diff_augment(fake, st.cfg.augment)))      # D(·): [N, 1]
+        loss = g_nonsaturating_loss(judge(st, fake))                               # D(·): [N, 1]
     loss.backward(); step_optimizer(st.opt_G, st.G, st.world_size)
     return dict(loss_G=loss.detach())
 
@@ -251,8 +261,8 @@ def d_step(st, real):
     phase(st, False)
     with torch.no_grad(), st.autocast(): fake, _ = generate(st.G, latents(st), st.cfg.style_mixing)
     with st.autocast():
-        fake_logits = st.D(diff_augment(fake, st.cfg.augment))                     # [N, 1]
-        real_logits = st.D(diff_augment(real, st.cfg.augment))                     # [N, 1]
+        fake_logits = judge(st, fake)                                              # [N, 1]
+        real_logits = judge(st, real)                                              # [N, 1]
         loss = d_logistic_loss(real_logits, fake_logits)
     loss.backward(); step_optimizer(st.opt_D, st.D, st.world_size)
     return dict(loss_D=loss.detach(), D_real=real_logits.detach().float().mean(), D_fake=fake_logits.detach().float().mean())
@@ -262,7 +272,7 @@ def d_reg_step(st, real):
     "Lazy R1: γ/2 · ‖∇ₓD(x)‖² · r1_interval on the reals; one D step."
     phase(st, False)
     real = real.detach().requires_grad_(True)
-    penalty = r1_penalty(real, st.D(diff_augment(real, st.cfg.augment)))            # [N]
+    penalty = r1_penalty(real, judge(st, real))                                    # [N]
     (penalty.mean() * (st.cfg.gamma() / 2) * st.cfg.r1_interval).backward()
     step_optimizer(st.opt_D, st.D, st.world_size)
     return dict(r1_penalty=penalty.mean().detach())
@@ -287,6 +297,20 @@ def train_step(st, batch):
     st.images_seen += cfg.batch; st.step += 1
     values = all_mean(torch.stack([v.float() for v in logs.values()]), st.world_size).tolist()
     return dict(zip(logs, values))
+
+# %% ../nbs/13_train_gan.ipynb #7c0f5e02
+def training_speed(cfg, steps=None, warmup=2, device='cpu'):
+    "Images/s and s/step of `train_step` for `cfg` on random reals, over `steps` (default: one R1 and PL cycle)."
+    steps = steps or math.lcm(cfg.r1_interval, cfg.pl_interval)
+    st = build_state(cfg, device)
+    real = torch.rand(cfg.batch, 3, cfg.resolution, cfg.resolution, device=device) * 2 - 1      # [N, 3, R, R]
+    for _ in range(warmup): train_step(st, real)
+    st.step = 0                                                        # the timed steps start a full cycle
+    t0 = time.perf_counter()
+    for _ in range(steps): train_step(st, real)
+    seconds = time.perf_counter() - t0
+    return dict(steps=steps, sec_per_step=seconds / steps, images_per_sec=steps * cfg.batch / seconds,
+                threads=torch.get_num_threads())
 
 # %% ../nbs/13_train_gan.ipynb #8f3a813a
 class ResumableSampler(Sampler):
@@ -374,7 +398,8 @@ def build_parser():
     p = argparse.ArgumentParser(prog='python -m hybridlat.train_gan', description='Train a StyleGAN2 generator (hybridlat).')
     p.add_argument('--data', required=True, help="'toy', 'toy:N' (synthetic faces), a build_face_dataset zip, or a folder / .zip of images")
     p.add_argument('--out', required=True, help='output folder: checkpoint.pt, log.jsonl, config.json, samples/')
-    p.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt')
+    p.add_argument('--resume', nargs='?', const='', default=None, metavar='CKPT',
+                   help='continue from OUT/checkpoint.pt, or from CKPT (a full or slim checkpoint)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     return add_config_flags(p, TrainConfig)
 
@@ -385,7 +410,7 @@ def main(argv=None):
     if torch.cuda.is_available(): torch.backends.cudnn.benchmark = True
     try:
         init_distributed()
-        resume = Path(args.out) / 'checkpoint.pt' if args.resume else None
+        resume = None if args.resume is None else Path(args.resume or Path(args.out) / 'checkpoint.pt')
         return train(cfg, open_dataset(args.data, cfg.resolution), args.out, resume=resume, progress=not args.no_progress)
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
