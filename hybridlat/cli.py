@@ -4,16 +4,19 @@
 
 # %% auto #0
 __all__ = ['demo_generator', 'sample_grid', 'mixing_grid', 'channel_grid', 'motion_directions', 'demo_motion', 'demo_reenactment',
-           'write_reenactment_video', 'pick_channels', 'demo_encoder', 'run_demo', 'build_parser', 'main']
+           'write_reenactment_video', 'pick_channels', 'demo_encoder', 'run_demo', 'build_parser', 'check_demo_args',
+           'Terminated', 'main']
 
 # %% ../nbs/11_cli.ipynb #c6969e20
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 import torch
 from .generator import mix_styles
-from .images import image_grid, save_image, atomic_path
+from .images import UsageError, atomic_path, check_output_path, image_grid, save_image
 from .stylespace import w_plus_to_s, synthesis_from_s, layer_groups, StyleLayout
 from .encoder import render_hybrid
 from .video import write_video
@@ -135,24 +138,40 @@ def build_parser():
     "The `hybridlat` command-line parser."
     p = argparse.ArgumentParser(prog='hybridlat', description='StyleGAN2 latent spaces and hybrid-latent face re-enactment')
     sub = p.add_subparsers(dest='command', required=True)
-    d = sub.add_parser('demo', help='render the demo pictures on the embedded default (no downloads)')
-    d.add_argument('-o', '--out', default='demo_out', help='output folder (default: demo_out)')
+    d = sub.add_parser('demo', help='render the demo pictures on the embedded default (no downloads)',
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument('-o', '--out', default='demo_out', help='output folder')
     d.add_argument('--checkpoint', default=None, help='generator checkpoint (hybridlat .pt, NVIDIA .pkl, rosinality .pt)')
     d.add_argument('--seed', type=int, default=0, help='first random seed')
     d.add_argument('--encoder', default=None, help='encoder file (save_encoder) instead of the shipped one')
     d.add_argument('--true-latents', action='store_true', help="use the generated frames' true latents instead of encoding them")
     from hybridlat.reenact import build_reenact_parser
-    build_reenact_parser(sub.add_parser('reenact', help='re-enact a source portrait with a driving video (42_reenact)'))
+    build_reenact_parser(sub.add_parser('reenact', help='re-enact a source portrait with a driving video (42_reenact)',
+                                        formatter_class=argparse.ArgumentDefaultsHelpFormatter))
     from hybridlat.assignments import build_parser as build_assignments_parser
     build_assignments_parser(sub.add_parser('assignments', help='hand out and grade the assignment notebooks (50_assignments)'))
     return p
 
-def main(argv=None):
-    "Entry point of the `hybridlat` console script."
-    args = build_parser().parse_args(argv)
+def check_demo_args(args):
+    "The demo's checks before any rendering: the output is a folder (or can be made), the files exist."
+    out = Path(args.out)
+    if out.exists() and not out.is_dir(): raise UsageError(f'-o {out} is a file; the demo writes a folder of pictures')
+    check_output_path(out / 'demo.json', {'.json'})
+    for option, value in (('--checkpoint', args.checkpoint), ('--encoder', args.encoder)):
+        if value is not None and not Path(value).is_file(): raise FileNotFoundError(f'{option} not found: {value}')
+
+class Terminated(BaseException):
+    "SIGTERM (what `kill` and `timeout` send), raised like Ctrl-C's `KeyboardInterrupt` so that temporary files go."
+
+def _raise_terminated(signum, frame): raise Terminated()
+
+def _run(args):
     if args.command == 'demo':
-        try: files = run_demo(args.out, args.checkpoint, args.seed, encoder=args.encoder, true_latents=args.true_latents)
-        except (OSError, ValueError) as e: sys.exit(f'hybridlat demo: {e}')
+        try:
+            check_demo_args(args)
+            files = run_demo(args.out, args.checkpoint, args.seed, encoder=args.encoder, true_latents=args.true_latents)
+        except UsageError as e: return _say(f'hybridlat demo: {e}', 2)
+        except (OSError, ValueError) as e: return _say(f'hybridlat demo: {e}', 1)
         for name, path in files.items(): print(f'wrote {path}')
     if args.command == 'reenact':
         from hybridlat.reenact import run_reenact
@@ -161,3 +180,18 @@ def main(argv=None):
         from hybridlat.assignments import run_assignments
         return run_assignments(args)
     return 0
+
+def _say(message, code):
+    print(message, file=sys.stderr)
+    return code
+
+def main(argv=None):
+    "Entry point of the `hybridlat` console script: exit 0 done, 1 bad data, 2 usage, 130 Ctrl-C, 143 SIGTERM."
+    args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()      # signal handlers live there only
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+    try: return _run(args)
+    except KeyboardInterrupt: return _say(f'hybridlat {args.command}: interrupted (Ctrl-C); nothing half-written left', 130)
+    except Terminated: return _say(f'hybridlat {args.command}: terminated (SIGTERM); nothing half-written left', 143)
+    finally:
+        if main_thread: signal.signal(signal.SIGTERM, previous)

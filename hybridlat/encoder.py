@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .images import atomic_path
-from .checkpoints import CheckpointError, save_module_checkpoint
+from .checkpoints import CheckpointError, check_finite_weights, save_module_checkpoint
 from .stylespace import StyleLayout, w_plus_to_s, synthesis_from_s, deformation_layer_names, check_finite
 
 # %% ../nbs/40_encoder.ipynb #eb710e10
@@ -281,6 +281,7 @@ def load_encoder(path, G=None):
         E.load_state_dict(ckpt['state_dict'], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: encoder config and weights do not fit ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    check_finite_weights(E, path)
     if G is not None: _check_w_avg(check_encoder_fits(E, G, path), G, path)
     E.checkpoint_info = dict(path=str(path), meta=ckpt.get('meta') or {})
     return E.eval()

@@ -6,7 +6,8 @@
 __all__ = ['FACES_EXTRA', 'find_data_dir', 'model_file', 'ImageReadError', 'NoFaceError', 'load_image', 'detect_faces',
            'face_landmarks', 'ffhq_quad', 'quad_matrix', 'transform_points', 'warp_image', 'AlignedFace', 'align_face',
            'paste_mask', 'paste_back', 'paste_weight', 'interocular_distance', 'mouth_opening', 'eye_openness',
-           'brow_raise', 'euler_to_matrix', 'project_points', 'head_pose', 'smooth_landmarks', 'align_frames']
+           'brow_raise', 'euler_to_matrix', 'project_points', 'head_pose', 'smooth_landmarks', 'interpolate_missing',
+           'find_landmarks', 'align_tracked', 'align_frames']
 
 # %% ../nbs/20_faces.ipynb #af06be59
 import functools
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
+from tqdm.auto import tqdm
 
 # %% ../nbs/20_faces.ipynb #ce0c011e
 _PKG_DIR = Path(__file__).resolve().parent if '__file__' in globals() else Path.cwd()
@@ -309,25 +311,37 @@ def smooth_landmarks(landmarks_seq, method='gaussian', sigma=2.0, fps=25.0, min_
     raise ValueError(f"method must be 'gaussian' or 'one_euro', got {method!r}")
 
 # %% ../nbs/20_faces.ipynb #1f7d9249
-def _interpolate_missing(found):
-    "Fill `None` entries of a landmark list by linear interpolation in time."
+def interpolate_missing(found):
+    "Fill `None` entries of a landmark list by linear interpolation in time: ([T, 68, 2], detected [T] bool)."
     ok = np.array([f is not None for f in found])
     if not ok.any(): raise NoFaceError(f"no face found in any of the {len(found)} frames")
     known, t = np.stack([f for f in found if f is not None]).reshape(-1, 136), np.flatnonzero(ok)
     flat = np.stack([np.interp(np.arange(len(found)), t, known[:, k]) for k in range(136)], 1)
     return flat.reshape(len(found), 68, 2).astype(np.float32), ok
 
-def align_frames(frames, size=128, smooth='gaussian', max_size=320, upsample=1, **smooth_kwargs):
-    "Aligned crops of the (largest) face in each frame, with temporally smoothed crop windows."
-    if not len(frames): raise ValueError("no frames given")
+def find_landmarks(frames, max_size=320, upsample=1, progress=False, total=None):
+    "Landmarks [68, 2] of the largest face in each frame of an iterable, None where dlib finds no face."
     found = []
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        for f in frames:
+        for f in tqdm(frames, 'find faces', total=total, disable=not progress, leave=False):
             try: found.append(face_landmarks(f, max_size=max_size, upsample=upsample))
             except NoFaceError: found.append(None)
-    raw, ok = _interpolate_missing(found)
+    if not found: raise ValueError("no frames given")
+    return found
+
+def align_tracked(frames, found, size=128, smooth='gaussian', progress=False, **smooth_kwargs):
+    "Aligned crops of `frames` (an iterable, read once) from their `find_landmarks`, crop windows smoothed in time."
+    raw, ok = interpolate_missing(found)
     steady = smooth_landmarks(raw, smooth, **smooth_kwargs) if smooth else raw
-    out = [align_face(f, s, size) for f, s in zip(frames, steady)]
-    for a, r, d in zip(out, raw, ok): a.landmarks, a.detected = transform_points(a.matrix, r).astype(np.float32), bool(d)
+    out = []
+    for f, s, r, d in tqdm(zip(frames, steady, raw, ok), 'align', total=len(found), disable=not progress, leave=False):
+        a = align_face(f, s, size)
+        a.landmarks, a.detected = transform_points(a.matrix, r).astype(np.float32), bool(d)
+        out.append(a)
     return out
+
+def align_frames(frames, size=128, smooth='gaussian', max_size=320, upsample=1, **smooth_kwargs):
+    "Aligned crops of the (largest) face in each frame, with temporally smoothed crop windows."
+    if not len(frames): raise ValueError("no frames given")
+    return align_tracked(frames, find_landmarks(frames, max_size, upsample), size, smooth, **smooth_kwargs)

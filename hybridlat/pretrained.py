@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .checkpoints import CheckpointError, load_generator, save_generator, save_module_checkpoint
+from .checkpoints import (CheckpointError, check_finite_weights, load_generator, save_generator,
+                                  save_module_checkpoint)
 from .discriminator import Discriminator
 from .images import atomic_path, to_uint8
 
@@ -60,6 +61,7 @@ def load_discriminator(name_or_path='faces128', device='cpu'):
         raise CheckpointError(f"{path}: not a hybridlat discriminator checkpoint")
     D = Discriminator(**json.loads(ckpt['config']))
     D.load_state_dict(ckpt['state_dict'])
+    check_finite_weights(D, path)
     return D.to(device).eval().requires_grad_(False)
 
 # %% ../nbs/14_pretrained.ipynb #67efa8e2

@@ -337,6 +337,22 @@ def test_malicious_files_are_refused_and_nothing_runs(tmp_path):
     assert not pwned.exists()
 
 
+class ObjectArray:
+    "Pickles as numpy's `_reconstruct(ndarray, (0,), b'O')`: an object array, which may hold anything."
+    def __reduce__(self): return (np.ndarray.__reduce__(np.zeros(0))[0], (np.ndarray, (0,), b'O'))
+
+
+def test_object_arrays_are_refused_before_they_are_built(tmp_path):
+    (tmp_path / 'objects.pkl').write_bytes(pickle.dumps({'G_ema': ObjectArray()}))
+    with pytest.raises(UnsafeCheckpointError, match='object arrays are refused'): load_nvidia_pkl(tmp_path / 'objects.pkl')
+
+
+def test_refusals_never_advise_weights_only_false(tmp_path):
+    torch.save({'g_ema': Evil(tmp_path / 'pwned')}, tmp_path / 'evil.pt')
+    with pytest.raises(UnsafeCheckpointError) as e: load_generator(tmp_path / 'evil.pt')
+    assert 'weights_only' not in str(e.value) and not (tmp_path / 'pwned').exists()
+
+
 @pytest.fixture
 def all_formats(tmp_path, clamped):
     G0 = known_generator(8)

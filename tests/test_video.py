@@ -55,7 +55,10 @@ def test_resample_and_max_frames(tmp_path):
     assert np.array_equal(clip.frames, ref.frames[::3])                       # every third frame, chosen by time
     assert len(read_video(p, max_frames=7)) == 7
     assert len(read_video(p, fps=15, max_frames=4)) == 4
-    with pytest.raises(ValueError, match='fps must be positive'): read_video(p, fps=0)
+    for bad in (0, -5, float('inf'), float('nan')):
+        with pytest.raises(ValueError, match='fps must be a positive finite number'): read_video(p, fps=bad)
+    for bad in (0, -3):                                                        # never a silent one-frame clip
+        with pytest.raises(ValueError, match='max_frames must be at least 1'): read_video(p, max_frames=bad)
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
@@ -119,7 +122,7 @@ def test_real_clips_with_audio(tmp_path, name):
 
 @needs_data
 def test_probe_all_real_clips():
-    infos = [probe_video(p) for p in sorted((DATA / 'videos').iterdir())]
-    assert len(infos) == 16
-    assert {i['codec'] for i in infos} == {'h264', 'mpeg4'}
-    assert all(i['frames'] > 0 and i['duration'] > 0 and 10 <= i['fps'] <= 30 for i in infos)
+    infos = [probe_video(p) for p in sorted((DATA / 'videos').iterdir()) if p.is_file()]   # the folder grows
+    assert len(infos) >= 16
+    assert {'h264', 'mpeg4'} <= {i['codec'] for i in infos}
+    assert all(i['frames'] > 0 and i['duration'] > 0 and 5 <= i['fps'] <= 60 for i in infos)
