@@ -177,15 +177,14 @@ def write_student_copies(src='nbs/assignments', dest='student'):
 
 # %% ../nbs/50_assignments.ipynb #b62c907c
 def _execute(path):
-    "Run every code cell of the notebook at `path` in this process, going on after errors, logging each error."
-    from execnb.nbio import read_nb
-    from execnb.shell import CaptureShell
-    shell = CaptureShell(path)
-    for cell in read_nb(path).cells:
-        if cell.cell_type != 'code' or re.search(r'^#\|\s*eval:\s*false', cell.source, re.M): continue
-        shell.run(cell.source)
-        if shell.exc is not None:
-            _record({'cell': cell.idx_ + 1, 'error': f'{type(shell.exc).__name__}: {shell.exc}'.strip()})
+    "Run every code cell of the notebook at `path` in one namespace in this process, going on after errors, logging each."
+    cells = json.loads(Path(path).read_text(encoding='utf-8'))['cells']
+    namespace = {'__name__': '__main__'}
+    for i, cell in enumerate(cells):
+        source = ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
+        if cell['cell_type'] != 'code' or re.search(r'^#\|\s*eval:\s*false', source, re.M): continue
+        try: exec(compile(source, f'{Path(path).name}, cell {i + 1}', 'exec'), namespace)
+        except Exception as e: _record({'cell': i + 1, 'error': f'{type(e).__name__}: {e}'.strip()})
 
 def _kill(p):
     "Kill the child `p` and every process it started (its own process group), then reap it."

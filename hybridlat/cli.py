@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['demo_generator', 'sample_grid', 'mixing_grid', 'channel_grid', 'motion_directions', 'demo_motion', 'demo_reenactment',
-           'write_reenactment_video', 'pick_channels', 'demo_encoder', 'run_demo', 'build_parser', 'check_demo_args',
-           'Terminated', 'main']
+           'write_reenactment_video', 'pick_channels', 'demo_encoder', 'demo_readme', 'run_demo', 'build_parser',
+           'check_demo_args', 'Terminated', 'main']
 
 # %% ../nbs/11_cli.ipynb #c6969e20
 import argparse
@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 import torch
 from .generator import mix_styles
-from .images import UsageError, atomic_path, check_output_path, image_grid, save_image
+from .images import UsageError, atomic_path, check_output_path, image_grid, save_image, save_labelled_grid
 from .stylespace import w_plus_to_s, synthesis_from_s, layer_groups, StyleLayout
 from .encoder import render_hybrid
 from .video import write_video
@@ -113,25 +113,48 @@ def demo_encoder(G, encoder=None, checkpoint=None, true_latents=False):
     return default_encoder(G, encoder), (f'encoded by {encoder}' if encoder is not None else
                                          'encoded by the shipped faces128 encoder (data/faces128_encoder.md)')
 
+def demo_readme(info):
+    "The text of `README.txt`: what each file of the demo folder shows."
+    r = info['reenactment']
+    return '\n'.join([
+        f"hybridlat demo: what each file shows (generator: {info['generator']}).", '',
+        f"samples.png               random faces, one column per seed {info['seeds']}; top row truncation psi 1.0, "
+        "bottom row psi 0.7 (closer to the average face: cleaner, less varied).",
+        "style_mixing.png          top row: faces B; middle: face A with B's coarse styles (pose, face shape); "
+        "bottom: face A with B's fine styles (colours, texture).",
+        "stylespace_channels.png   one StyleSpace channel per row, moved by -5, 0 and +5 standard deviations.",
+        f"reenactment.png           top row: driving frames (seed {r['driving_seed']} moved along the top directions of "
+        f"the deformation layers); bottom row: the source face (seed {r['source_seed']}) re-enacted, S_F {r['latents']}.",
+        "reenactment.mp4           the same as a video: source | driving | re-enacted, side by side.",
+        "demo.json                 the facts behind these files.", ''])
+
 def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None, n_frames=48, true_latents=False):
-    "Render the demo grids and the re-enacted video into `out`; returns {name: path}."
+    "Render the labelled demo grids, the re-enacted video and a README into `out`; returns {name: path}."
     G, what = demo_generator(checkpoint, seed)
     E, latents = demo_encoder(G, encoder, checkpoint, true_latents)
     out = Path(out)
-    seeds = list(range(seed, seed + n_samples))
-    grids = {'samples.png': (sample_grid(G, seeds), n_samples),
-             'style_mixing.png': (mixing_grid(G, seed, seeds[1:5]), 4),
-             'stylespace_channels.png': (channel_grid(G, seed, pick_channels(G)), 3)}
+    seeds, split = list(range(seed, seed + n_samples)), G.num_ws // 2
+    channels = pick_channels(G)
     source, driving, output = demo_reenactment(G, seed, seed + 100, n_frames, encoder=E)
-    grids['reenactment.png'] = torch.cat([driving[::n_frames // 6][:6], output[::n_frames // 6][:6]]), 6
-    written = {name: save_image(image_grid(imgs, ncols=ncols), out / name) for name, (imgs, ncols) in grids.items()}
+    every = n_frames // 6
+    grids = {'samples.png': (sample_grid(G, seeds), n_samples, ['ψ = 1.0', 'ψ = 0.7'],
+                             [f'seed {s}' for s in seeds], 'Samples of the generator'),
+             'style_mixing.png': (mixing_grid(G, seed, seeds[1:5]), 4,
+                                  ['B', f"A + B's coarse (w0–w{split - 1})", f"A + B's fine (w{split}–)"],
+                                  [f'B = seed {s}' for s in seeds[1:5]], f'Style mixing with A = seed {seed}'),
+             'stylespace_channels.png': (channel_grid(G, seed, channels), 3, [f'{l}:{c}' for l, c in channels],
+                                         ['−5σ', '0', '+5σ'], 'One StyleSpace channel per row'),
+             'reenactment.png': (torch.cat([driving[::every][:6], output[::every][:6]]), 6, ['driving', 're-enacted'],
+                                 [f'frame {i * every}' for i in range(6)], 's = A(W_ID) + S_F: the source re-enacted')}
+    written = {name: save_labelled_grid(out / name, imgs, ncols, rows, cols, title)
+               for name, (imgs, ncols, rows, cols, title) in grids.items()}
     written['reenactment.mp4'] = write_reenactment_video(out / 'reenactment.mp4', source, driving, output)
     info = dict(generator=what, resolution=G.img_resolution, num_ws=G.num_ws, seeds=seeds,
-                files=sorted(written), channels=[list(c) for c in pick_channels(G)],
-                reenactment=dict(source_seed=seed, driving_seed=seed + 100, frames=n_frames,
-                                 latents=latents))
+                files=sorted([*written, 'README.txt']), channels=[list(c) for c in channels],
+                reenactment=dict(source_seed=seed, driving_seed=seed + 100, frames=n_frames, latents=latents))
+    with atomic_path(out / 'README.txt') as tmp: tmp.write_text(demo_readme(info))
     with atomic_path(out / 'demo.json') as tmp: tmp.write_text(json.dumps(info, indent=2))
-    return {**written, 'demo.json': out / 'demo.json'}
+    return {**written, 'README.txt': out / 'README.txt', 'demo.json': out / 'demo.json'}
 
 # %% ../nbs/11_cli.ipynb #7feccea5
 def build_parser():

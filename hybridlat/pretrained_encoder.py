@@ -67,13 +67,13 @@ def _mean_row(rows, label):
     return {**{k: '' for k in rows[0]}, next(iter(rows[0])): label, **{k: float(np.nanmean([r[k] for r in rows])) for k in keys}}
 
 def encoder_quality(G, E, n_portraits=8, fps=5, max_frames=20, bench_frames=48, clips=None, progress=True):
-    "Self and cross re-enactment metrics on held-out `clips` (paths), the paper's targets, and the speed per stage."
-    from hybridlat.reenact import evaluate_self, evaluate_cross, paper_targets, benchmark_reenact, validation_clips
+    "Self and cross re-enactment metrics on held-out `clips` (paths), the kit's targets, and the speed per stage."
+    from hybridlat.reenact import evaluate_self, evaluate_cross, kit_targets, benchmark_reenact, validation_clips
     clips = clips or validation_clips()
     self_rows, _ = evaluate_self(G, E, clips=clips, fps=fps, max_frames=max_frames, progress=progress)
     pairs = cross_pairs(n_portraits, clips)
     cross_rows, _ = evaluate_cross(G, E, pairs=pairs, fps=fps, max_frames=max_frames, progress=progress)
-    targets, _ = paper_targets(cross_rows)
+    targets, _ = kit_targets(cross_rows)
     speed = benchmark_reenact(pairs[0][0], pairs[0][1], G, E, max_frames=bench_frames)
     machine = f'{os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), torch {torch.__version__}'
     return dict(self=self_rows, cross=cross_rows, targets=targets, speed=speed, machine=machine,
@@ -112,13 +112,13 @@ _COLS = dict(self=['driving', 'l1', 'psnr', 'ssim', 'id_dist', 'lm_dist', 'r_mou
              cross=['source', 'driving', 'id_dist', 'id_dist_driver', 'r_mouth', 'r_eyes', 'r_yaw', 'r_pitch', 'jitter'])
 
 def quality_tables(q):
-    "Markdown: self and cross tables (with means), the paper's targets, the speed table."
+    "Markdown: self and cross tables (with means), the kit's targets, the speed table."
     pick = lambda rows, cols: [{k: r.get(k, '') for k in cols} for r in rows]
     s, c = pick(q['self'], _COLS['self']), pick(q['cross'], _COLS['cross'])
     return '\n\n'.join([f"Self-re-enactment (each held-out clip drives its first frame; {q['settings']['max_frames']} frames at "
                         f"{q['settings']['fps']} fps):", markdown_table(s + [_mean_row(s, 'mean')]),
                         'Cross-identity (portraits driven by the held-out clips):', markdown_table(c + [_mean_row(c, 'mean')]),
-                        "The paper's cross-identity targets:", markdown_table(q['targets']),
+                        "The kit's cross-identity targets (its own, not numbers from the paper):", markdown_table(q['targets']),
                         f"Speed on {q.get('machine', 'this machine')} ({q['settings']['bench_frames']} frames):", markdown_table(q['speed'])])
 
 def _count(v): return f'{v:,}' if isinstance(v, int) else 'n/a'

@@ -128,6 +128,18 @@ def test_a_notebook_past_its_time_limit_is_stopped(tmp_path):
     assert sub.scores() == {'A9 early': 1.0}                         # what it recorded before being stopped counts
 
 
+def test_grading_needs_no_jupyter_packages(tmp_path, monkeypatch):
+    "A teacher's install has no dev extra: the grader must not import execnb or IPython."
+    blocker = tmp_path / 'blocked'
+    for name in ('execnb', 'IPython'):
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / '__init__.py').write_text(f"raise ImportError('{name} is not installed')")
+    monkeypatch.setenv('PYTHONPATH', str(blocker))
+    nb = tiny_nb("from hybridlat.assignments import grade\ngrade('A9 plain', [('ran', True)])", 'x = 1 / 0')
+    sub = grade_notebook(write_nb(nb, tmp_path / 'plain.ipynb'), timeout=120)
+    assert sub.scores() == {'A9 plain': 1.0} and sub.errors == ['cell 2: ZeroDivisionError: division by zero']
+
+
 def test_unreadable_notebook_is_graded_zero(tmp_path):
     bad = tmp_path / 'bad.ipynb'
     bad.write_text('{not json')

@@ -15,7 +15,7 @@ def test_demo_writes_pictures_and_report(tmp_path):
     res = run_cli('demo', '--out', str(tmp_path / 'out'), '--seed', '4', cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     files = sorted(p.name for p in (tmp_path / 'out').iterdir())
-    assert files == ['demo.json', 'reenactment.mp4', 'reenactment.png', 'samples.png', 'style_mixing.png',
+    assert files == ['README.txt', 'demo.json', 'reenactment.mp4', 'reenactment.png', 'samples.png', 'style_mixing.png',
                      'stylespace_channels.png']
     info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
     assert info['seeds'][0] == 4 and info['resolution'] == 128

@@ -42,7 +42,7 @@ def test_other_weights_are_refused(G):
 def test_card_is_generated_from_facts():
     facts = pretrained_encoder_facts()
     assert pretrained_path('faces128', 'encoder_card').read_text() == encoder_card(facts)
-    assert {r['metric'] for r in facts['quality']['targets']} == {'id_dist', 'r_mouth'}
+    assert {r['metric'] for r in facts['quality']['targets']} == {'id_dist', 'r_mouth', 'r_yaw'}
     assert len(facts['quality']['cross']) >= 8 and len(facts['quality']['self']) == 2
 
 
