@@ -177,7 +177,7 @@ def write_student_copies(src='nbs/assignments', dest='student'):
 
 # %% ../nbs/50_assignments.ipynb #b62c907c
 def _execute(path):
-    "Run every code cell of the notebook at `path` in one namespace in this process, going on after errors, logging each."
+    "Run the code cells of the notebook at `path` in one namespace here; go on after errors, logging each."
     cells = json.loads(Path(path).read_text(encoding='utf-8'))['cells']
     namespace = {'__name__': '__main__'}
     for i, cell in enumerate(cells):

@@ -137,7 +137,8 @@ def format_table(res):
         lines.append(f"| {r['config']} | {r['params'] / 1e6:.1f} M | {r['gmac_per_image']:.2f} | {r['batch']} | "
                      f"{r['sec_per_image']:.3f} | {r['gflops']:.1f} | {100 * r['matmul_fraction']:.0f}% |")
     if res.get('training'):
-        lines += ['', '| training | batch | s/step | images/s (shown to D) | threads |', '|---|---:|---:|---:|---:|']
+        lines += ['', '| training | batch | s/step | images/s (shown to D) | threads |',
+                  '|---|---:|---:|---:|---:|']
         for r in res['training']:
             lines.append(f"| {r['config']} {r['resolution']}², pl {r['pl_weight']} | {r['batch']} | "
                          f"{r['sec_per_step']:.2f} | {r['images_per_sec']:.1f} | {r['threads']} |")
@@ -164,7 +165,7 @@ def profile_by_kind(G, batch_size=1):
 
 # %% ../nbs/10_bench.ipynb #1b0e7a02
 def training_row(steps=16, config=None):
-    "Images/s of one training step of the shipped faces128 recipe (or `config`: a dict of `TrainConfig` fields)."
+    "Images/s of training steps of the shipped faces128 recipe (or `config`, a dict of `TrainConfig` fields)."
     from hybridlat.pretrained import pretrained_facts
     from hybridlat.train_gan import TrainConfig, training_speed
     known = set(TrainConfig.__dataclass_fields__)
@@ -172,8 +173,8 @@ def training_row(steps=16, config=None):
     cfg = TrainConfig(**{**config, 'workers': 0})
     torch.manual_seed(0)
     speed = training_speed(cfg, steps=steps)
-    return dict(config='faces128 recipe', resolution=cfg.resolution, batch=cfg.batch, channel_base=cfg.channel_base,
-                pl_weight=cfg.pl_weight, **speed)
+    return dict(config='faces128 recipe', resolution=cfg.resolution, batch=cfg.batch,
+                channel_base=cfg.channel_base, pl_weight=cfg.pl_weight, **speed)
 
 # %% ../nbs/10_bench.ipynb #5b6477c7
 def _parser():

@@ -27,8 +27,8 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 def check_finite_weights(module, source):
     "Raise `CheckpointError` naming `source` if any parameter or buffer of `module` holds NaN or ±inf."
     bad = [k for k, v in module.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad: raise CheckpointError(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values (first: {bad[0]}); "
-                                  "the file is corrupt or its training run diverged")
+    if bad: raise CheckpointError(f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values "
+                                  f"(first: {bad[0]}); the file is corrupt or its training run diverged")
     return module
 
 def _finish(kwargs, weights, resolution, source, fmt, meta=None):
@@ -155,7 +155,7 @@ def _np_dtype(*args):
 def _np_scalar(dtype, data): return np.frombuffer(data, dtype=dtype)[0]
 def _np_reconstruct(subtype, shape, typecode):
     if subtype is not np.ndarray: raise UnsafeCheckpointError(f"refusing numpy array subclass {subtype!r}")
-    return np.ndarray.__new__(np.ndarray, shape, _np_dtype(typecode))     # an object typecode is refused first
+    return np.ndarray.__new__(np.ndarray, shape, _np_dtype(typecode))   # object typecodes are refused first
 def _latin1(text, encoding='latin1'):
     if encoding not in ('latin1', 'latin-1'): raise UnsafeCheckpointError(f"refusing _codecs.encode with {encoding!r}")
     return text.encode('latin1')
@@ -320,10 +320,10 @@ def _torch_load(path):
     except pickle.UnpicklingError as e:
         found = re.search(r'GLOBAL (\S+)', str(e))
         if found: raise _refuse(found.group(1).rstrip('.'), f"torch's weights-only loader does not allow it in {path}") from None
-        if 'Weights only load failed' in str(e):                  # torch's advice to drop weights_only is not ours
-            lines = [l.strip() for l in str(e).splitlines() if l.strip().startswith(('Unsupported', 'Trying'))]
-            raise UnsafeCheckpointError(f"{path}: refusing to load it: {lines[0] if lines else 'it holds more than plain data'}; "
-                                        "nothing from this file was run") from None
+        if 'Weights only load failed' in str(e):                # torch's advice to drop weights_only is not ours
+            why = [l.strip() for l in str(e).splitlines() if l.strip().startswith(('Unsupported', 'Trying'))]
+            why = why[0] if why else 'it holds more than plain data'
+            raise UnsafeCheckpointError(f"{path}: refusing to load it: {why}; nothing from this file was run") from None
         raise CheckpointError(f"{path}: torch checkpoint is truncated or corrupt ({str(e).splitlines()[0]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
         raise CheckpointError(f"{path}: torch checkpoint is truncated or corrupt ({type(e).__name__}: {str(e).splitlines()[0]})") from None

@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 import torch
+import hybridlat
 from .generator import mix_styles
 from .images import UsageError, atomic_path, check_output_path, image_grid, save_image, save_labelled_grid
 from .stylespace import w_plus_to_s, synthesis_from_s, layer_groups, StyleLayout
@@ -118,15 +119,16 @@ def demo_readme(info):
     r = info['reenactment']
     return '\n'.join([
         f"hybridlat demo: what each file shows (generator: {info['generator']}).", '',
-        f"samples.png               random faces, one column per seed {info['seeds']}; top row truncation psi 1.0, "
-        "bottom row psi 0.7 (closer to the average face: cleaner, less varied).",
-        "style_mixing.png          top row: faces B; middle: face A with B's coarse styles (pose, face shape); "
+        f"samples.png              random faces, one column per seed {info['seeds']}; top row truncation "
+        "psi 1.0, bottom row psi 0.7 (closer to the average face: cleaner, less varied).",
+        "style_mixing.png         top row: faces B; middle: face A with B's coarse styles (pose, face shape); "
         "bottom: face A with B's fine styles (colours, texture).",
-        "stylespace_channels.png   one StyleSpace channel per row, moved by -5, 0 and +5 standard deviations.",
-        f"reenactment.png           top row: driving frames (seed {r['driving_seed']} moved along the top directions of "
-        f"the deformation layers); bottom row: the source face (seed {r['source_seed']}) re-enacted, S_F {r['latents']}.",
-        "reenactment.mp4           the same as a video: source | driving | re-enacted, side by side.",
-        "demo.json                 the facts behind these files.", ''])
+        "stylespace_channels.png  one StyleSpace channel per row, moved by -5, 0 and +5 standard deviations.",
+        f"reenactment.png          top row: driving frames (seed {r['driving_seed']} moved along the top "
+        f"directions of the deformation layers); bottom row: the source face (seed {r['source_seed']}) "
+        f"re-enacted, S_F {r['latents']}.",
+        "reenactment.mp4          the same as a video: source | driving | re-enacted, side by side.",
+        "demo.json                the facts behind these files.", ''])
 
 def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None, n_frames=48, true_latents=False):
     "Render the labelled demo grids, the re-enacted video and a README into `out`; returns {name: path}."
@@ -141,9 +143,10 @@ def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None,
                              [f'seed {s}' for s in seeds], 'Samples of the generator'),
              'style_mixing.png': (mixing_grid(G, seed, seeds[1:5]), 4,
                                   ['B', f"A + B's coarse (w0–w{split - 1})", f"A + B's fine (w{split}–)"],
-                                  [f'B = seed {s}' for s in seeds[1:5]], f'Style mixing with A = seed {seed}'),
-             'stylespace_channels.png': (channel_grid(G, seed, channels), 3, [f'{l}:{c}' for l, c in channels],
-                                         ['−5σ', '0', '+5σ'], 'One StyleSpace channel per row'),
+                                  [f'B = seed {s}' for s in seeds[1:5]], f'Style mixing, A = seed {seed}'),
+             'stylespace_channels.png': (channel_grid(G, seed, channels), 3,
+                                         [f'{layer}:{c}' for layer, c in channels], ['−5σ', '0', '+5σ'],
+                                         'One StyleSpace channel per row'),
              'reenactment.png': (torch.cat([driving[::every][:6], output[::every][:6]]), 6, ['driving', 're-enacted'],
                                  [f'frame {i * every}' for i in range(6)], 's = A(W_ID) + S_F: the source re-enacted')}
     written = {name: save_labelled_grid(out / name, imgs, ncols, rows, cols, title)
@@ -160,6 +163,7 @@ def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None,
 def build_parser():
     "The `hybridlat` command-line parser."
     p = argparse.ArgumentParser(prog='hybridlat', description='StyleGAN2 latent spaces and hybrid-latent face re-enactment')
+    p.add_argument('--version', action='version', version=f'%(prog)s {hybridlat.__version__}')
     sub = p.add_subparsers(dest='command', required=True)
     d = sub.add_parser('demo', help='render the demo pictures on the embedded default (no downloads)',
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
