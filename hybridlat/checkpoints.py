@@ -7,7 +7,8 @@ __all__ = ['FORMAT', 'VERSION', 'SAFE_GLOBALS', 'CheckpointError', 'UnsafeCheckp
            'sniff_checkpoint', 'save_module_checkpoint', 'save_generator', 'pickle_globals', 'PersistedObject',
            'TFNetworkRecord', 'SafeUnpickler', 'safe_unpickle', 'persisted_state_dict', 'nvidia_generator_kwargs',
            'load_nvidia_pkl', 'rosinality_key_map', 'rosinality_generator_kwargs', 'rosinality_to_state_dict',
-           'estimate_w_avg', 'load_rosinality', 'tf_generator_kwargs', 'tf_to_state_dict', 'load_generator']
+           'estimate_w_avg', 'load_plain_torch', 'load_rosinality', 'tf_generator_kwargs', 'tf_to_state_dict',
+           'load_generator']
 
 # %% ../nbs/09_checkpoints.ipynb #9e6745ba
 import argparse, collections, contextlib, functools, io, json, math, pickle, re, zipfile
@@ -310,12 +311,11 @@ def estimate_w_avg(G, n=4096, seed=0):
     return G.mapping.z_to_w(z.to(G.mapping.fc0.weight.device)).mean(0)
 
 # %% ../nbs/09_checkpoints.ipynb #6a47f10e
-def _torch_load(path):
-    "torch.load(weights_only=True) of a torch.save file (argparse.Namespace allowed: rosinality's 'args'); clear errors."
-    if sniff_checkpoint(path) != 'torch': raise CheckpointError(f"{path}: a plain pickle, not a torch.save file; use load_nvidia_pkl")
+def load_plain_torch(path, what='torch checkpoint', allow=()):
+    "`torch.load(weights_only=True)`; unsafe content → `UnsafeCheckpointError`, unreadable → `CheckpointError`."
     ctx = getattr(torch.serialization, 'safe_globals', None)
     try:
-        with ctx([argparse.Namespace]) if ctx else contextlib.nullcontext():
+        with ctx(list(allow)) if ctx and allow else contextlib.nullcontext():
             return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r'GLOBAL (\S+)', str(e))
@@ -323,10 +323,18 @@ def _torch_load(path):
         if 'Weights only load failed' in str(e):                # torch's advice to drop weights_only is not ours
             why = [l.strip() for l in str(e).splitlines() if l.strip().startswith(('Unsupported', 'Trying'))]
             why = why[0] if why else 'it holds more than plain data'
+            if why.startswith('Unsupported operand'):                     # bytes that are no pickle at all
+                raise CheckpointError(f"{path}: {what} is truncated or corrupt ({why})") from None
             raise UnsafeCheckpointError(f"{path}: refusing to load it: {why}; nothing from this file was run") from None
-        raise CheckpointError(f"{path}: torch checkpoint is truncated or corrupt ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: {what} is truncated or corrupt ({str(e).splitlines()[0]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
-        raise CheckpointError(f"{path}: torch checkpoint is truncated or corrupt ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        first = str(e).splitlines()[0] if str(e) else ''
+        raise CheckpointError(f"{path}: {what} is truncated or corrupt ({type(e).__name__}: {first})") from None
+
+def _torch_load(path):
+    "A torch.save file's contents (argparse.Namespace allowed: rosinality's 'args'); clear errors."
+    if sniff_checkpoint(path) != 'torch': raise CheckpointError(f"{path}: a plain pickle, not a torch.save file; use load_nvidia_pkl")
+    return load_plain_torch(path, 'torch checkpoint', [argparse.Namespace])
 
 def _from_rosinality(ckpt, resolution, source):
     sd, args, avg = ckpt['g_ema'], ckpt.get('args'), ckpt.get('latent_avg')

@@ -9,6 +9,7 @@ __all__ = ['demo_generator', 'sample_grid', 'mixing_grid', 'channel_grid', 'moti
 
 # %% ../nbs/11_cli.ipynb #c6969e20
 import argparse
+import ctypes
 import json
 import signal
 import sys
@@ -212,9 +213,15 @@ def _say(message, code):
     print(message, file=sys.stderr)
     return code
 
+def _return_freed_memory():
+    "glibc: serve allocations of 1 MB or more by mmap, so what each video frame frees goes back to the system."
+    try: ctypes.CDLL('libc.so.6').mallopt(-3, 1 << 20)                   # M_MMAP_THRESHOLD, fixed: no slack builds up
+    except (OSError, AttributeError): pass                                 # not glibc: the allocator's own policy
+
 def main(argv=None):
     "Entry point of the `hybridlat` console script: exit 0 done, 1 bad data, 2 usage, 130 Ctrl-C, 143 SIGTERM."
     args = build_parser().parse_args(argv)
+    _return_freed_memory()
     main_thread = threading.current_thread() is threading.main_thread()      # signal handlers live there only
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try: return _run(args)

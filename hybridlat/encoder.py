@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .images import atomic_path
-from .checkpoints import CheckpointError, check_finite_weights, save_module_checkpoint
+from .checkpoints import CheckpointError, check_finite_weights, load_plain_torch, save_module_checkpoint
 from .stylespace import StyleLayout, w_plus_to_s, synthesis_from_s, deformation_layer_names, check_finite
 
 # %% ../nbs/40_encoder.ipynb #eb710e10
@@ -256,10 +256,7 @@ def _read(path):
     "torch.load(weights_only=True) → dict, or CheckpointError saying why not."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"{path}: no such file")
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a readable encoder checkpoint (truncated or corrupt? {type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    ckpt = load_plain_torch(path, 'encoder checkpoint')
     if not isinstance(ckpt, dict) or ckpt.get('format') != ENCODER_FORMAT:
         fmt = ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path}: not a hybridlat encoder checkpoint (format {fmt!r}, expected {ENCODER_FORMAT!r})")

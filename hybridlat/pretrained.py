@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .checkpoints import (CheckpointError, check_finite_weights, load_generator, save_generator,
+from .checkpoints import (CheckpointError, check_finite_weights, load_generator, load_plain_torch,
+                                  save_generator,
                                   save_module_checkpoint)
 from .discriminator import Discriminator
 from .images import atomic_path, to_uint8
@@ -54,9 +55,8 @@ def save_discriminator(D, path, **meta):
 def load_discriminator(name_or_path='faces128', device='cpu'):
     "A discriminator from a pretrained name or a `save_discriminator` file: eval mode, frozen."
     path = pretrained_path(name_or_path, 'discriminator') if name_or_path in PRETRAINED else Path(name_or_path)
-    try: ckpt = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError: raise
-    except Exception as e: raise CheckpointError(f"{path}: not a readable discriminator checkpoint ({e})") from None
+    if not Path(path).is_file(): raise FileNotFoundError(f"discriminator checkpoint not found: {path}")
+    ckpt = load_plain_torch(path, 'discriminator checkpoint')
     if not isinstance(ckpt, dict) or ckpt.get('format') != D_FORMAT:
         raise CheckpointError(f"{path}: not a hybridlat discriminator checkpoint")
     D = Discriminator(**json.loads(ckpt['config']))

@@ -156,3 +156,11 @@ def test_interrupt_during_the_write_leaves_nothing(inputs, tmp_path, sig, status
     assert word in err.strip().splitlines()[-1] and 'Traceback' not in err, err      # progress bars, then one line
     assert sorted(p.name for p in tmp_path.iterdir()) == ['out.mp4']          # no hidden temp file left
     assert (tmp_path / 'out.mp4').read_bytes() == b'the previous output'
+
+
+def test_write_errors_name_the_users_path_not_the_temp_file(tmp_path):
+    from hybridlat.images import atomic_path
+    with pytest.raises(OSError) as e:
+        with atomic_path(tmp_path / 'out.mp4') as tmp: raise OSError(28, 'No space left on device', str(tmp))
+    assert str(tmp_path / 'out.mp4') in str(e.value) and '.out.mp4.' not in str(e.value)
+    assert list(tmp_path.iterdir()) == []
