@@ -36,6 +36,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['hybridlat', 'hybridlat.*']) + ['hybridlat.assets'],
     package_dir={'hybridlat.assets': 'data'},        # the top-level data/ folder ships as hybridlat.assets
     package_data={'hybridlat.assets': ['*.pt', '*.md', '*.json']},
+    exclude_package_data={'hybridlat.assets': ['*_train.pt', '*_train.md']},   # a training run's state stays in the repo
     include_package_data=False,
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'faces': faces_requirements},

@@ -16,7 +16,9 @@ def test_wheel_carries_library_and_assets(tmp_path):
     modules = {p.name for p in (ROOT / 'hybridlat').glob('*.py')}
     assert {f'hybridlat/{m}' for m in modules} <= names
     assets = {p.name for p in (ROOT / 'data').iterdir() if p.suffix in {'.pt', '.md', '.json'}}
-    assert {f'hybridlat/assets/{a}' for a in assets} <= names
+    training = {a for a in assets if a.endswith(('_train.pt', '_train.md'))}   # campaign state: repository only
+    assert {f'hybridlat/assets/{a}' for a in assets - training} <= names
+    assert not {f'hybridlat/assets/{a}' for a in training} & names
     entry_points = next(n for n in names if n.endswith('entry_points.txt'))
     assert 'hybridlat = hybridlat.cli:main' in zipfile.ZipFile(wheel).read(entry_points).decode()
 
