@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hybridlat.assignments import student_copy
-from hybridlat.site import (PLOTLY, WIDGET, build_site, check_site, curriculum, guide_table, main, teachers_guide_table)
+from hybridlat.site import (PLOTLY, WIDGET, build_site, check_site, curriculum, guide_table, main, outputs_problems,
+                            picture_count, teachers_guide_table)
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / 'nbs'
@@ -40,6 +41,32 @@ def test_full_site_is_offline_and_complete(site):
         text = page.read_text(encoding='utf-8')
         assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', text), page.name
         assert 'href="index.html">Contents</a>' in text, page.name       # the shared nav bar
+
+
+def test_lessons_are_saved_with_the_outputs_of_their_code():
+    "Every lesson carries outputs made by its current code (`python -m hybridlat.site outputs` refreshes them)."
+    assert outputs_problems(curriculum(NBS)) == []
+
+
+def _pictures_shown(page):
+    "Pictures a page shows: images (inline or files) and plotly figures."
+    return len(re.findall(r'<img\b', page)) + page.count('Plotly.newPlot(')
+
+
+def test_lesson_pages_show_every_picture_their_notebook_makes(site):
+    total = 0
+    for path in curriculum(NBS):
+        made = picture_count(json.loads(path.read_text(encoding='utf-8')))
+        shown = _pictures_shown((site.out / f'{path.stem}.html').read_text(encoding='utf-8'))
+        assert shown >= made, f'{path.name}: its page shows {shown} pictures, the notebook has {made}'
+        total += made
+    assert total >= 2 * len(curriculum(NBS)), f'only {total} pictures in all the lessons: outputs missing?'
+
+
+def test_saved_outputs_stay_small():
+    "Saved outputs are pictures a reader needs, not megabytes: each lesson file stays under 2 MB."
+    sizes = {p.name: p.stat().st_size for p in curriculum(NBS)}
+    assert max(sizes.values()) < 2_000_000, max(sizes.items(), key=lambda kv: kv[1])
 
 
 def test_index_lists_curriculum_in_order_with_summaries(site):
