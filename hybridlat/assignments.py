@@ -278,15 +278,17 @@ def grades_table(rows, width=70):
 # %% ../nbs/50_assignments.ipynb #ec04831b
 def build_parser(p=None):
     "The `student` and `grade` commands, added to `p` (a subparser) or to a new parser."
-    p = p or argparse.ArgumentParser(prog='python -m hybridlat.assignments', description='hand out and grade assignment notebooks')
+    from hybridlat.cli import HelpFormatter, add_command, required_group   # argparse only: fast help
+    p = p or argparse.ArgumentParser(prog='python -m hybridlat.assignments', formatter_class=HelpFormatter,
+                                     description='hand out and grade assignment notebooks')
     sub = p.add_subparsers(dest='assignments_command', required=True)
-    s = sub.add_parser('student', help='write the student copy of every solution notebook')
-    s.add_argument('--src', default='nbs/assignments', help='folder of solution notebooks (default: nbs/assignments)')
-    s.add_argument('-o', '--out', required=True, help='folder for the student copies')
-    g = sub.add_parser('grade', help='run submitted notebooks and tabulate what their checks found')
+    s = add_command(sub, 'student', 'write the student copy of every solution notebook')
+    s.add_argument('--src', default='nbs/assignments', help='folder of solution notebooks')
+    required_group(s).add_argument('-o', '--out', required=True, help='folder for the student copies')
+    g = add_command(sub, 'grade', 'run submitted notebooks and tabulate what their checks found')
     g.add_argument('files', nargs='+', help='submitted notebooks (.ipynb)')
     g.add_argument('--json', default=None, help='also write the rows as JSON to this file')
-    g.add_argument('--timeout', type=float, default=300, help='seconds allowed per notebook (default: 300)')
+    g.add_argument('--timeout', type=float, default=300, help='seconds allowed per notebook')
     return p
 
 def _grade_command(args):

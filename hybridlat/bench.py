@@ -178,8 +178,12 @@ def training_row(steps=16, config=None):
 
 # %% ../nbs/10_bench.ipynb #5b6477c7
 def _parser():
-    p = argparse.ArgumentParser(prog='python -m hybridlat.bench', description='Benchmark StyleGAN2 generators on this CPU.')
-    p.add_argument('--resolutions', type=int, nargs='+', default=[128, 256, 1024], help='config-f resolutions')
+    "The command line of `python -m hybridlat.bench`; its help shows the defaults."
+    from hybridlat.cli import HelpFormatter
+    p = argparse.ArgumentParser(prog='python -m hybridlat.bench', formatter_class=HelpFormatter,
+                                description='Benchmark StyleGAN2 generators on this CPU.')
+    p.add_argument('--resolutions', type=int, nargs='+', default=[128, 256, 1024],
+                   help='config-f resolutions')
     p.add_argument('--batches', type=int, nargs='+', default=[1, 4], help='batch sizes')
     p.add_argument('--repeats', type=int, default=5, help='timed runs per row (at most 3 from 512² up)')
     p.add_argument('--no-small', action='store_true', help="skip the kit's small 128² generator")

@@ -272,15 +272,18 @@ def load_directions(name_or_path='faces128', G=None, with_meta=False):
 
 # %% ../nbs/32_edits.ipynb #0b99744a
 def _parser():
-    p = argparse.ArgumentParser(prog='python -m hybridlat.edits',
-                                description="Fit InterFaceGAN attribute directions for a pretrained generator and save them.")
-    p.add_argument('--out', required=True, help='output .pt file')
+    "The command line of `python -m hybridlat.edits`; its help shows the defaults."
+    from hybridlat.cli import HelpFormatter, required_group
+    p = argparse.ArgumentParser(prog='python -m hybridlat.edits', formatter_class=HelpFormatter,
+                                description='Fit InterFaceGAN attribute directions for a pretrained '
+                                            'generator and save them.')
+    required_group(p).add_argument('--out', required=True, help='output .pt file')
     p.add_argument('--model', default='faces128', help='pretrained generator name (load_pretrained)')
     p.add_argument('--n', type=int, default=1000, help='generated samples to fit the directions on')
     p.add_argument('--faces', type=int, default=600, help='real UTKFace photos to train the labellers on')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0, help='random seed of the samples')
     p.add_argument('--psi', type=float, default=0.7, help='truncation ψ of the samples')
-    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--no-progress', action='store_true', help='no progress bars')
     return p
 
 def parse_args(argv=None):

@@ -206,15 +206,21 @@ Exact command:
 
 # %% ../nbs/14_pretrained.ipynb #cf52fc23
 def build_parser():
-    p = argparse.ArgumentParser(prog='python -m hybridlat.pretrained', description='Export a training run as pretrained files.')
-    p.add_argument('--run', required=True, help='training folder with checkpoint.pt and log.jsonl')
-    p.add_argument('--name', default='faces128', choices=sorted(PRETRAINED))
+    "The command line of `python -m hybridlat.pretrained`; its help shows the defaults."
+    from hybridlat.cli import HelpFormatter, required_group
+    p = argparse.ArgumentParser(prog='python -m hybridlat.pretrained', formatter_class=HelpFormatter,
+                                description='Export a training run as pretrained files.')
+    required_group(p).add_argument('--run', required=True,
+                                   help='training folder with checkpoint.pt and log.jsonl')
+    p.add_argument('--name', default='faces128', choices=sorted(PRETRAINED), help='which pretrained model')
     p.add_argument('--out', default=None, help='output folder (default: the package assets, i.e. data/)')
-    p.add_argument('--data', default=None, help='the face-dataset zip the run trained on (for facts and quality)')
+    p.add_argument('--data', default=None,
+                   help='the face-dataset zip the run trained on (for facts and quality)')
     p.add_argument('--n', type=int, default=1000, help='samples per truncation ψ for the quality table')
     p.add_argument('--hardware', default=None, help='what the run trained on')
     p.add_argument('--command', default=None, help='the exact training command, for the card')
-    p.add_argument('--notes', default=None, help='a paragraph for the card (e.g. what a stop-gap model lacks)')
+    p.add_argument('--notes', default=None,
+                   help='a paragraph for the card (e.g. what a stop-gap model lacks)')
     return p
 
 def main(argv=None):

@@ -165,16 +165,21 @@ Exact command:
 
 # %% ../nbs/43_pretrained_encoder.ipynb #34d3bcf6
 def build_parser():
-    p = argparse.ArgumentParser(prog='python -m hybridlat.pretrained_encoder', description='Export an encoder training run as the shipped encoder.')
-    p.add_argument('--run', required=True, help='train_encoder output folder with checkpoint.pt and log.jsonl')
-    p.add_argument('--name', default='faces128', choices=sorted(PRETRAINED))
+    "The command line of `python -m hybridlat.pretrained_encoder`; its help shows the defaults."
+    from hybridlat.cli import HelpFormatter, required_group
+    p = argparse.ArgumentParser(prog='python -m hybridlat.pretrained_encoder', formatter_class=HelpFormatter,
+                                description='Export an encoder training run as the shipped encoder.')
+    required_group(p).add_argument('--run', required=True,
+                                   help='train_encoder output folder with checkpoint.pt and log.jsonl')
+    p.add_argument('--name', default='faces128', choices=sorted(PRETRAINED), help='which pretrained model')
     p.add_argument('--out', default=None, help='output folder (default: the package assets, i.e. data/)')
     p.add_argument('--faces', default=None, help='the face zip the run trained on (for the card)')
     p.add_argument('--clips', default=None, help='the clip zip the run trained on (for the card)')
     p.add_argument('--portraits', type=int, default=8, help='portraits in the cross-identity evaluation')
     p.add_argument('--hardware', default=None, help='what the run trained on')
     p.add_argument('--command', default=None, help='the exact training command, for the card')
-    p.add_argument('--notes', default=None, help='a paragraph for the card (e.g. what a stop-gap encoder lacks)')
+    p.add_argument('--notes', default=None,
+                   help='a paragraph for the card (e.g. what a stop-gap encoder lacks)')
     return p
 
 def main(argv=None):

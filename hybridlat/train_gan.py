@@ -395,9 +395,15 @@ def add_config_flags(p, config_class):
 
 def build_parser():
     "Command-line options: --data, --out, --resume, --no-progress and one flag per `TrainConfig` field."
-    p = argparse.ArgumentParser(prog='python -m hybridlat.train_gan', description='Train a StyleGAN2 generator (hybridlat).')
-    p.add_argument('--data', required=True, help="'toy', 'toy:N' (synthetic faces), a build_face_dataset zip, or a folder / .zip of images")
-    p.add_argument('--out', required=True, help='output folder: checkpoint.pt, log.jsonl, config.json, samples/')
+    from hybridlat.cli import HelpFormatter, required_group
+    p = argparse.ArgumentParser(prog='python -m hybridlat.train_gan', formatter_class=HelpFormatter,
+                                description='Train a StyleGAN2 generator (hybridlat).')
+    required = required_group(p)
+    required.add_argument('--data', required=True,
+                          help="'toy', 'toy:N' (synthetic faces), a build_face_dataset zip, "
+                               "or a folder / .zip of images")
+    required.add_argument('--out', required=True,
+                          help='output folder: checkpoint.pt, log.jsonl, config.json, samples/')
     p.add_argument('--resume', nargs='?', const='', default=None, metavar='CKPT',
                    help='continue from OUT/checkpoint.pt, or from CKPT (a full or slim checkpoint)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
