@@ -27,7 +27,7 @@ from .gan_checkpoints import gather_rng, generator_from_checkpoint, load_checkpo
 from .images import atomic_path, image_grid, save_image
 from .latents import generator_fingerprint
 from .metrics import ms_ssim
-from .synthetic_pairs import latent_loss, latent_scales, synthetic_pairs
+from .synthetic_pairs import PAIR_KINDS, choose_pair_kind, generated_pairs, latent_loss, latent_scales
 from .train_gan import (_field, ResumableSampler, add_config_flags, all_mean, append_log, d_logistic_loss, g_nonsaturating_loss,
                                  init_distributed, read_log, step_optimizer, trim_log)
 
@@ -53,7 +53,12 @@ class EncoderTrainConfig:
     adv_weight: float = _field(0.0, 'non-saturating adversarial loss from a trainable copy of D (0 = off)')
     synthetic: int = _field(0, 'generated pairs with known W_ID and S_F added to each process batch (40b_synthetic_pairs; 0 = off)')
     latent_weight: float = _field(1.0, 'latent regression on the generated pairs (W_ID and S_F in units of their std)')
-    synthetic_motion: float = _field(1.0, 'generated S_F = u·(A(w2) − A(w1)) on the S_F layers, u ~ U(0, this)')
+    synthetic_motion: float = _field(1.0, 'face pairs: S_F = u·(A(w2) − A(w1)), u ~ U(0, this)')
+    synthetic_kind: str = _field('auto', "generated pairs: 'motion' (a face moved along motion directions), "
+                                 "'faces' (towards another face), 'mix' (half each), "
+                                 "'auto' (motion if the directions fit G, else faces)")
+    motion_directions: str = _field('faces128', 'motion pairs: shipped directions name or .pt file')
+    motion_strength: float = _field(1.0, 'motion pairs: std of each strength, in σ of its direction')
     d_lr: float = _field(1e-4, 'Adam learning rate of the adversarial D')
     augment: bool = _field(True, 'random flip and colour jitter, the same for source and driving')
     val_clips: int = _field(2, 'clips held out of training (sample grids)')
@@ -140,6 +145,8 @@ class EncoderState:
     opt_D: torch.optim.Optimizer = None
     extra_losses: dict = None              # {name: (fn(output, target) → scalar, weight)}
     scales: dict = None                    # latent std {'w': [w_dim], layer: [C]} for the latent loss (synthetic pairs)
+    pair_kind: str = None                  # generated pairs: 'motion', 'mix' or 'faces' (resolved)
+    motion: dict = None                    # motion directions {measure: {layer: [C]}} of motion pairs
     step: int = 0                          # optimisation steps done
     images_seen: int = 0                   # training items, all processes together
     wall_s: float = 0.0                    # seconds spent training (steps, logs, grids), over all resumes
@@ -159,6 +166,8 @@ def build_state(cfg, G, D=None, device='cpu', rank=0, world_size=1, extra_losses
     "A fresh encoder for the frozen G (identical on every rank), its optimiser; then per-rank random streams."
     if cfg.batch < 1 or cfg.batch % world_size: raise ValueError(f'batch {cfg.batch} must be a positive multiple of the {world_size} processes')
     if D is None and (cfg.feat_weight or cfg.adv_weight): raise ValueError('feat_weight and adv_weight need a discriminator D')
+    if cfg.synthetic_kind not in PAIR_KINDS:
+        raise ValueError(f"synthetic_kind must be one of {', '.join(PAIR_KINDS)}, got {cfg.synthetic_kind!r}")
     device, adam, kw = torch.device(device), dict(betas=(cfg.beta1, cfg.beta2), eps=1e-8), json.loads(cfg.encoder_kwargs)
     G, D = G.to(device), D if D is None else D.to(device)
     seed_all(cfg.seed)
@@ -167,6 +176,11 @@ def build_state(cfg, G, D=None, device='cpu', rank=0, world_size=1, extra_losses
     opt, opt_D = (None if m is None else torch.optim.Adam(m.parameters(), lr=lr, **adam) for m, lr in ((E, cfg.lr), (D_adv, cfg.d_lr)))
     st = EncoderState(cfg, G, D, E, opt, device, D_adv, opt_D, dict(extra_losses or {}), rank=rank, world_size=world_size,
                       scales=latent_scales(G, list(E.deformation_channels)) if cfg.synthetic else None)
+    if cfg.synthetic:                                                       # generated pairs: motion or faces
+        layers = list(E.deformation_channels)
+        st.pair_kind, motion = choose_pair_kind(cfg.synthetic_kind, G, layers, cfg.motion_directions)
+        if motion is not None: st.motion = {k: {l: v.to(device) for l, v in d.items()}
+                                              for k, d in motion.items()}
     broadcast_modules(world_size, *[m for m in (E, D_adv) if m is not None])
     seed_all(cfg.seed * 1_000_003 + rank + 1)
     return st
@@ -225,7 +239,9 @@ def train_step(st, src, drv, n_pairs):
     st.opt.zero_grad(set_to_none=True)
     latents = None
     if st.cfg.synthetic:                                                    # append generated pairs with known latents
-        s_src, s_drv, *latents = synthetic_pairs(st.G, st.cfg.synthetic, list(st.E.deformation_channels), st.cfg.synthetic_motion)
+        layers, c = list(st.E.deformation_channels), st.cfg
+        s_src, s_drv, *latents = generated_pairs(st.G, c.synthetic, layers, st.pair_kind, st.motion,
+                                                 c.synthetic_motion, c.motion_strength)
         src, drv = torch.cat([src, s_src]), torch.cat([drv, s_drv])
     terms, out = loss_terms(st, src, drv, n_pairs, latents)
     loss = sum(v * w for v, w in terms.values())
@@ -353,12 +369,17 @@ def parse_extra_loss(spec):
     return name, (getattr(importlib.import_module(module), name)(), weight)
 
 def build_parser():
-    "Command-line options: data, output, networks, resume, extra losses and one flag per `EncoderTrainConfig` field."
-    p = argparse.ArgumentParser(prog='python -m hybridlat.train_encoder', description='Train the hybrid encoder against a frozen StyleGAN2 (hybridlat).')
-    p.add_argument('--faces', help='face collection zip (build_face_dataset): stills, source = driving = target')
+    "Options: data, output, networks, resume, extra losses and one flag per `EncoderTrainConfig` field."
+    from hybridlat.cli import HelpFormatter, required_group
+    p = argparse.ArgumentParser(prog='python -m hybridlat.train_encoder', formatter_class=HelpFormatter,
+                                description='Train the hybrid encoder against a frozen StyleGAN2.')
+    p.add_argument('--faces',
+                   help='face collection zip (build_face_dataset): stills, source = driving = target')
     p.add_argument('--clips', help='clip zip (build_clip_dataset): frame pairs for self-re-enactment')
-    p.add_argument('--out', required=True, help='output folder: encoder.pt, checkpoint.pt, log.jsonl, config.json, samples/')
-    p.add_argument('--gan', default='faces128', help='frozen G and D: a hybridlat.pretrained name or a train_gan checkpoint.pt')
+    out_help = 'output folder: encoder.pt, checkpoint.pt, log.jsonl, config.json, samples/'
+    required_group(p).add_argument('--out', required=True, help=out_help)
+    p.add_argument('--gan', default='faces128',
+                   help='frozen G and D: a hybridlat.pretrained name or a train_gan checkpoint.pt')
     p.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--extra-loss', action='append', default=[], metavar='MODULE:FACTORY=WEIGHT',
