@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'EDIT_LIMIT', 'STAGES', 'PASTE_BYTES', 'MAX_FPS', 'HELD_OUT_CLIPS', 'KIT_TARGETS', 'read_source',
-           'read_driving', 'driving_frames', 'driving_rate', 'align_source', 'align_driving', 'align_driving_stream',
-           'check_edits', 'edit_identity', 'smooth_styles', 'hold_missing', 'encode_driving', 'render_frames',
-           'paste_frames', 'ReenactResult', 'default_encoder', 'check_reenact_options', 'reenact', 'reenact_grid',
-           'build_reenact_parser', 'check_reenact_args', 'run_reenact', 'reenact_main', 'crop_landmarks',
-           'score_frames', 'validation_clips', 'score_result', 'evaluate_self', 'evaluate_cross', 'kit_targets',
-           'benchmark_reenact', 'reenact_peak_memory']
+           'read_driving', 'driving_frames', 'driving_length', 'driving_rate', 'align_source', 'align_driving',
+           'align_driving_stream', 'check_edits', 'edit_identity', 'smooth_styles', 'hold_missing', 'encode_driving',
+           'render_frames', 'paste_frames', 'ReenactResult', 'default_encoder', 'check_reenact_options', 'reenact',
+           'reenact_grid', 'luminance', 'edge_bands', 'seam_scores', 'build_reenact_parser', 'check_reenact_args',
+           'run_reenact', 'reenact_main', 'crop_landmarks', 'score_frames', 'validation_clips', 'score_result',
+           'evaluate_self', 'evaluate_cross', 'kit_targets', 'benchmark_reenact', 'reenact_peak_memory']
 
 # %% ../nbs/42_reenact.ipynb #2d7fde58
 import argparse
@@ -24,18 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
+from scipy.ndimage import distance_transform_edt, gaussian_filter
 from tqdm.auto import tqdm
 from .edits import apply_edits, load_directions, parse_edits
 from .checkpoints import CheckpointError
 from .encoder import HybridEncoder, check_encoder_fits, load_encoder, render_hybrid
 from .faces import (NoFaceError, _gaussian_time, align_face, align_frames, align_tracked, face_landmarks,
-                             find_data_dir, find_landmarks, load_image, paste_mask, warp_image)
+                             colour_matched, crop_mask, crop_matrix, find_data_dir, find_landmarks,
+                             load_image, paste_region, reference_crop, warp_image)
 from .identity import face_descriptors
 from .images import UsageError, check_output_path, from_uint8, image_grid, save_image, to_uint8
 from .latents import markdown_table
 from .metrics import (expression_following, identity_distance, l1, landmark_distance, psnr, ssim,
                                temporal_jitter)
-from .video import VIDEO_OUT_SUFFIXES, VideoClip, read_video, video_frames, video_rate, write_video
+from .video import (VIDEO_OUT_SUFFIXES, VideoClip, read_video, video_frames, video_length, video_rate,
+                             write_video)
 
 # %% ../nbs/42_reenact.ipynb #c9dfaa07
 VIDEO_SUFFIXES = {'.mp4', '.mov', '.m4v', '.mkv', '.avi', '.webm'}
@@ -63,6 +66,11 @@ def driving_frames(driving, fps=None, max_frames=None, progress=False):
         yield from tqdm(read_driving(driving, fps, max_frames).frames, 'read', disable=not progress, leave=False)
     else:
         yield from (frame for _, frame in video_frames(driving, fps, max_frames, progress))
+
+def driving_length(driving, fps=None, max_frames=None):
+    "How many frames `driving_frames` will yield (for progress bars); None if the file's header does not say."
+    if isinstance(driving, VideoClip): return len(driving) if max_frames is None else min(len(driving), max_frames)
+    return video_length(driving, fps, max_frames)
 
 def driving_rate(driving, fps=None):
     "Frames per second of `driving_frames(driving, fps)` (opens a file's header only)."
@@ -153,27 +161,31 @@ def render_frames(G, w_id, s_f, batch_size=16, progress=False):
     return np.concatenate(out)
 
 # %% ../nbs/42_reenact.ipynb #eae03145
-def _paste_geometry(frame_hw, crop_size, aligned, max_ss=8):
-    "`paste_back`'s geometry: crop → frame matrix, frame region (x0, y0, x1, y1) and supersampling factor."
-    s, q, (H, W) = crop_size / aligned.size, aligned.quad, frame_hw
-    matrix = np.diag([s, s, 1.]) @ aligned.matrix + np.array([[0, 0, (s - 1) / 2], [0, 0, (s - 1) / 2], [0, 0, 0]])
-    x0, y0 = max(int(np.floor(q[:, 0].min())), 0), max(int(np.floor(q[:, 1].min())), 0)
-    x1, y1 = min(int(np.ceil(q[:, 0].max())) + 1, W), min(int(np.ceil(q[:, 1].max())) + 1, H)
-    return matrix, (x0, y0, x1, y1), int(np.clip(np.ceil(crop_size / np.hypot(*(q[3] - q[0]))), 1, max_ss))
+def _paste_geometry(frame_hw, crop_size, aligned, mask, max_ss=8):
+    "`paste_back`'s geometry: crop → frame matrix, frame box (x0, y0, x1, y1) around `mask`, supersampling."
+    matrix, q = crop_matrix(aligned, crop_size), aligned.quad
+    ss = int(np.clip(np.ceil(crop_size / np.hypot(*(q[3] - q[0]))), 1, max_ss))
+    return matrix, paste_region(frame_hw, matrix, mask), ss
 
-def paste_frames(frame, crops, aligned, batch_size=16, feather=0.1, progress=False):
+def paste_frames(frame, crops, aligned, batch_size=16, feather=None, progress=False, shape='ellipse',
+                 match_colour=False):
     "`paste_back` of every crop [T, S, S, 3] into a copy of `frame`, a batch per warp: [T, H, W, 3] uint8."
     T, S = crops.shape[:2]
-    matrix, (x0, y0, x1, y1), ss = _paste_geometry(frame.shape[:2], S, aligned)
+    mask = crop_mask(aligned, S, feather, shape)                                                   # [S, S]
+    matrix, (x0, y0, x1, y1), ss = _paste_geometry(frame.shape[:2], S, aligned, mask)
     out = np.repeat(frame[None], T, 0)
     if x1 <= x0 or y1 <= y0: return out
-    mask, base = paste_mask(S, feather)[..., None], torch.tensor(frame[y0:y1, x0:x1], dtype=torch.float32)
+    base = torch.tensor(frame[y0:y1, x0:x1], dtype=torch.float32)
+    reference = reference_crop(aligned, S) if match_colour else None                               # [S, S, 3]
     for i in tqdm(range(0, T, batch_size), 'paste', disable=not progress, leave=False):
-        c = torch.tensor(crops[i:i + batch_size], dtype=torch.float32) * mask                     # [B, S, S, 3]
-        src = torch.cat([c.permute(1, 2, 0, 3).reshape(S, S, -1), mask], -1)                       # [S, S, 3B + 1]
+        c = torch.tensor(crops[i:i + batch_size], dtype=torch.float32)                     # [B, S, S, 3]
+        if match_colour: c = colour_matched(c, reference, mask)
+        c = c * mask[..., None]
+        src = torch.cat([c.permute(1, 2, 0, 3).reshape(S, S, -1), mask[..., None]], -1)   # [S, S, 3B + 1]
         w = warp_image(src, np.linalg.inv(matrix), (y1 - y0, x1 - x0), ss, 'zeros', origin=(x0, y0))
-        rgb = w[..., :-1].reshape(y1 - y0, x1 - x0, len(c), 3).permute(2, 0, 1, 3)                # [B, h, w, 3]
-        out[i:i + len(c), y0:y1, x0:x1] = (base * (1 - w[..., -1:]) + rgb).round().clamp(0, 255).to(torch.uint8).numpy()
+        rgb = w[..., :-1].reshape(y1 - y0, x1 - x0, len(c), 3).permute(2, 0, 1, 3)        # [B, h, w, 3]
+        blended = base * (1 - w[..., -1:]) + rgb
+        out[i:i + len(c), y0:y1, x0:x1] = blended.round().clamp(0, 255).to(torch.uint8).numpy()
     return out
 
 # %% ../nbs/42_reenact.ipynb #ec2058bc
@@ -249,19 +261,20 @@ def _timed_iter(items, timings, stage):
         finally: timings[stage] += time.perf_counter() - t0
         yield item
 
-def _pasted_frames(frame, crops, aligned, batch_size, timings, keep=None):
+def _pasted_frames(frame, crops, aligned, batch_size, timings, keep=None, **paste_kwargs):
     "Pasted frames, a batch (≤ `PASTE_BYTES`) at a time, also appended to `keep` when it is a list."
     step = int(max(1, min(batch_size, PASTE_BYTES // frame.nbytes)))
     for i in range(0, len(crops), step):
         t0 = time.perf_counter()
-        batch = paste_frames(frame, crops[i:i + step], aligned, step)
+        batch = paste_frames(frame, crops[i:i + step], aligned, step, **paste_kwargs)
         timings['paste'] += time.perf_counter() - t0
         if keep is not None: keep.extend(batch)
         yield from batch
 
 # %% ../nbs/42_reenact.ipynb #8c3c72d8
 def reenact(source, driving, out=None, G=None, encoder=None, edits=None, directions=None, paste_back=True, fps=None,
-            smooth_sigma=1.0, max_frames=None, batch_size=16, audio=False, progress=True, keep_frames=None):
+            smooth_sigma=1.0, max_frames=None, batch_size=16, audio=False, progress=True, keep_frames=None,
+            paste_shape='face', match_colour=True):
     "Re-enact the face of `source` (image/video/array) with the motion of `driving` (video/`VideoClip`)."
     check_reenact_options(fps, max_frames, batch_size, smooth_sigma)                  # cheap checks first
     if out is not None: check_output_path(out, VIDEO_OUT_SUFFIXES, inputs=[source, driving])
@@ -269,15 +282,18 @@ def reenact(source, driving, out=None, G=None, encoder=None, edits=None, directi
     encoder = default_encoder(G, encoder)
     edits, directions = check_edits(edits, directions)                                 # bad edits fail before any work
     keep_frames = out is None if keep_frames is None else keep_frames
+    paste_kwargs = dict(shape=paste_shape, match_colour=match_colour)          # 'Pasting without a seam'
     R, tm = G.img_resolution, dict.fromkeys(STAGES[:-1], 0.0)
     with _timed(tm, 'read'):
         frame, name = read_source(source)
         rate = driving_rate(driving, fps)
     t_read = tm['read']
     with _timed(tm, 'align'):                                            # two passes over the clip, never all of it
-        src_al = align_source(frame, R, name)
+        with tqdm(total=1, desc='align source', disable=not progress, leave=False) as bar:
+            src_al = align_source(frame, R, name)                        # dlib on the whole portrait
+            bar.update()
         frames = lambda: _timed_iter(driving_frames(driving, fps, max_frames), tm, 'read')
-        found = find_landmarks(frames(), progress=progress)
+        found = find_landmarks(frames(), progress=progress, total=driving_length(driving, fps, max_frames))
         try: drv_al = align_tracked(frames(), found, R, progress=progress)
         except NoFaceError as e: raise NoFaceError(f"driving video {getattr(driving, 'path', driving)}: {e}") from None
         detected, drv_crops = np.array([a.detected for a in drv_al]), np.stack([a.image for a in drv_al])
@@ -290,9 +306,11 @@ def reenact(source, driving, out=None, G=None, encoder=None, edits=None, directi
     with _timed(tm, 'render'): crops = render_frames(G, w_id, s_f, batch_size, progress)
     kept = [] if keep_frames and paste_back else None
     if out is None and paste_back:
-        with _timed(tm, 'paste'): kept = list(paste_frames(frame, crops, src_al, batch_size, progress=progress))
+        with _timed(tm, 'paste'):
+            kept = list(paste_frames(frame, crops, src_al, batch_size, progress=progress, **paste_kwargs))
     elif out is not None:
-        stream = _pasted_frames(frame, crops, src_al, batch_size, tm, kept) if paste_back else crops
+        stream = crops
+        if paste_back: stream = _pasted_frames(frame, crops, src_al, batch_size, tm, kept, **paste_kwargs)
         t0, paste0 = time.perf_counter(), tm['paste']
         audio_from = (driving if isinstance(driving, VideoClip) else Path(driving)) if audio else None
         path = write_video(out, stream, rate, audio_from=audio_from, progress=progress)
@@ -312,28 +330,39 @@ def reenact_grid(result, n=6, path=None, rows=('driving_crops', 'crops')):
     if path is not None: save_image(grid, path)
     return grid
 
+# %% ../nbs/42_reenact.ipynb #7a3e5b02
+def luminance(img):
+    "Rec. 601 luminance [H, W] (float) of an RGB image [H, W, 3]."
+    return np.asarray(img, np.float64)[..., :3] @ [0.299, 0.587, 0.114]
+
+def edge_bands(weight, width):
+    "Pixels within `width` inside / outside the 0.5 level of a paste `weight` [H, W], and those on it: 3 × [H, W]."
+    inside = weight >= 0.5
+    depth_in, depth_out = distance_transform_edt(inside), distance_transform_edt(~inside)
+    on_edge = (inside & (depth_in <= 1.5)) | (~inside & (depth_out <= 1.5))
+    return inside & (depth_in <= width), ~inside & (depth_out <= width), on_edge
+
+def _local_mean(lum, where, sigma):
+    return gaussian_filter(lum * where, sigma) / np.maximum(gaussian_filter(where * 1.0, sigma), 1e-6)
+
+def seam_scores(pasted, frame, weight):
+    "How visible the edge of paste `weight` [H, W] is in `pasted` [H, W, 3] against `frame`: {ring, seam, step}."
+    lum, lum0 = luminance(pasted), luminance(frame)
+    width = max(2, round(0.05 * np.sqrt((weight >= 0.5).sum())))              # 5% of the pasted region's side
+    inner, outer, on_edge = edge_bands(weight, width)
+    def contrast(l): return l[inner].mean() - l[outer].mean()
+    def energy(l): return sum(g ** 2 for g in np.gradient(l))[on_edge].mean()
+    def step(l): return np.abs(_local_mean(l, inner, width) - _local_mean(l, outer, width))[on_edge].mean()
+    return dict(ring=contrast(lum) - contrast(lum0), seam=energy(lum) / energy(lum0),
+                step=step(lum) - step(lum0))
+
 # %% ../nbs/42_reenact.ipynb #2f6907a5
 def build_reenact_parser(p=None):
-    "The arguments of `hybridlat reenact`, added to `p` (a subparser) or to a new parser."
+    "The arguments of `hybridlat reenact` (`cli.add_reenact_arguments`), added to `p` or to a new parser."
+    from hybridlat.cli import HelpFormatter, add_reenact_arguments
     p = p or argparse.ArgumentParser(prog='hybridlat reenact', description='one-shot face re-enactment',
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('source', help='source portrait: image, or video (its first frame)')
-    p.add_argument('driving', help='driving video')
-    need = p.add_argument_group('required options')
-    need.add_argument('-o', '--out', required=True, help='output video (.mp4, .m4v, .mov or .mkv)')
-    p.add_argument('--edit', action='append', default=[], metavar='NAME=AMOUNT',
-                   help=f'identity edit, e.g. age=+2 (repeatable; |AMOUNT| ≤ {EDIT_LIMIT:g})')
-    p.add_argument('--directions', default=None, help='edit directions file (default: the shipped faces128 directions)')
-    p.add_argument('--paste-back', action=argparse.BooleanOptionalAction, default=True,
-                   help='paste into the source frame, or write the bare crops')
-    p.add_argument('--checkpoint', default=None, help='generator checkpoint (default: the shipped faces128)')
-    p.add_argument('--encoder', default=None,
-                   help='encoder file written by save_encoder (default: the one shipped for faces128)')
-    p.add_argument('--fps', type=float, default=None, help='resample the driving video to this frame rate')
-    p.add_argument('--max-frames', type=int, default=None, help='use at most this many driving frames')
-    p.add_argument('--audio', action='store_true', help="copy the driving video's sound into the output")
-    p.add_argument('--grid', default=None, help='also save a driving/output frame grid PNG here')
-    return p
+                                     formatter_class=HelpFormatter)
+    return add_reenact_arguments(p)
 
 def check_reenact_args(args):
     "Every check that needs no model, before any work: options, files, output paths, edits. → (edits, directions)."
@@ -365,7 +394,8 @@ def run_reenact(args):
             G = load_generator(args.checkpoint)
         res = reenact(args.source, args.driving, args.out, G=G, encoder=args.encoder, edits=edits,
                       directions=directions, paste_back=args.paste_back, fps=args.fps, max_frames=args.max_frames,
-                      audio=args.audio)
+                      audio=args.audio, paste_shape=getattr(args, 'paste_mask', 'face'),
+                      match_colour=getattr(args, 'match_colour', True))
         if args.grid: reenact_grid(res, path=args.grid)
     except UsageError as e: _fail(f'hybridlat reenact: {e}', 2)
     except (OSError, ValueError) as e: _fail(f'hybridlat reenact: {e}', 1)
