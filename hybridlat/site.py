@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['SECTIONS', 'WIDGET', 'PLOTLY', 'OUTPUTS_KEY', 'PICTURES', 'read_nb', 'nb_title', 'curriculum', 'Page', 'site_pages',
-           'tex_to_mathml', 'math_to_mathml', 'static_outputs', 'html_exporter', 'render_notebook', 'render_markdown',
-           'index_page', 'Site', 'build_site', 'check_site', 'run_notebook', 'notebook_times', 'code_hash',
-           'picture_count', 'outputs_problems', 'save_outputs', 'refresh_outputs', 'teachers_guide_table',
+           'tex_to_mathml', 'math_to_mathml', 'is_hidden', 'static_outputs', 'html_exporter', 'render_notebook',
+           'render_markdown', 'index_page', 'Site', 'build_site', 'check_site', 'run_notebook', 'notebook_times',
+           'code_hash', 'picture_count', 'outputs_problems', 'save_outputs', 'refresh_outputs', 'teachers_guide_table',
            'guide_table', 'update_teachers_guide', 'main']
 
 # %% ../nbs/53_site.ipynb #b2cc8cbf
@@ -129,9 +129,16 @@ def _widget_note(text, pictured=False):
             'run this notebook in Jupyter to use it.</p>')
 
 
+_HIDE = re.compile(r'^\s*#\|\s*hide\s*$', re.M)
+
+def is_hidden(cell):
+    "A cell nbdev's docs leave out: a code cell flagged `#| hide` (checks a reader need not see)."
+    return cell['cell_type'] == 'code' and bool(_HIDE.search(_src(cell['source'])))
+
 def static_outputs(nb):
     "Copy of `nb` with outputs that need no kernel (widget views dropped for their other representations, plotly drawn by local plotly.js) and the number of plotly figures."
     nb, n_plotly = json.loads(json.dumps(nb)), 0
+    nb['cells'] = [c for c in nb['cells'] if not is_hidden(c)]
     nb.get('metadata', {}).pop('widgets', None)                   # saved widget state would pull in the widget manager
     for cell in (c for c in nb['cells'] if c['cell_type'] == 'markdown'):
         cell['source'] = math_to_mathml(_src(cell['source']))
@@ -375,8 +382,8 @@ def code_hash(nb):
     return hashlib.sha1(code.encode('utf-8')).hexdigest()[:16]
 
 def picture_count(nb):
-    "How many saved outputs of a notebook are pictures (PNG, JPEG, SVG or a plotly figure)."
-    outputs = (o for c in nb['cells'] for o in c.get('outputs', []))
+    "How many saved outputs of a notebook's shown cells are pictures (PNG, JPEG, SVG or a plotly figure)."
+    outputs = (o for c in nb['cells'] if not is_hidden(c) for o in c.get('outputs', []))
     return sum(1 for o in outputs if any(k in o.get('data', {}) for k in PICTURES))
 
 # %% ../nbs/53_site.ipynb #a1b2c3d6
