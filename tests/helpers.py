@@ -1,10 +1,23 @@
-"""Shared by the tests of the assignment checks: the shipped generator and a failed-check assertion."""
+"""Shared by the tests: the shipped generator, tiny untrained generators and a failed-check assertion."""
 import pytest
+import torch
+from hybridlat.generator import Generator
 from hybridlat.pretrained import load_pretrained
 
 
 @pytest.fixture(scope='module')
 def G(): return load_pretrained('faces128')
+
+
+def tiny_generator(resolution=16, w_dim=32, channel_base=256, channel_max=64, w_avg_samples=1000, seed=0,
+                   frozen=True, z_dim=32):
+    "An untrained seeded generator with few channels; `w_avg` = mean w of `w_avg_samples` random z (0: zero)."
+    torch.manual_seed(seed)
+    G = Generator(z_dim=z_dim, w_dim=w_dim, img_resolution=resolution, mapping_kwargs=dict(num_layers=2),
+                  synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max)).eval()
+    if frozen: G.requires_grad_(False)
+    if w_avg_samples: G.mapping.w_avg.copy_(G.mapping.z_to_w(torch.randn(w_avg_samples, z_dim)).mean(0))
+    return G
 
 
 def failed(result, *texts):

@@ -19,8 +19,9 @@ import torch
 from PIL import Image
 
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
-pytestmark = pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
-pytest.importorskip('dlib')
+pytestmark = [pytest.mark.skipif(not (DATA / 'videos').is_dir(),
+                                 reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)'),
+              pytest.mark.needs_dlib]
 from hybridlat.checkpoints import save_generator
 from hybridlat.encoder import save_encoder
 from hybridlat.pretrained import load_pretrained

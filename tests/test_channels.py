@@ -11,9 +11,9 @@ from hybridlat.channels import (FACE_REGIONS, MEASURES, REGIONS, Locality, Motio
                                 layer_renderer, locality_analysis, locality_heatmap, motion_heatmap, motion_measures,
                                 motion_table, overlay_regions, pick_channels, plot_evidence, recommend_deformation,
                                 region_density, region_masks, significant_r, top_channels)
-from hybridlat.generator import Generator
 from hybridlat.metrics import pearson
 from hybridlat.stylespace import StyleLayout, conv_layer_names, synthesis_from_s, w_plus_to_s
+from helpers import tiny_generator
 
 
 def template_landmarks(size=128):
@@ -42,9 +42,7 @@ def own_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope='module')
 def G():
     "A tiny untrained 32² generator."
-    torch.manual_seed(0)
-    return Generator(z_dim=32, w_dim=32, img_resolution=32, mapping_kwargs=dict(num_layers=2),
-                     synthesis_kwargs=dict(channel_base=256, channel_max=32)).eval().requires_grad_(False)
+    return tiny_generator(32, channel_max=32, w_avg_samples=0)
 
 
 def test_masks_partition_and_cover_their_features():
@@ -88,6 +86,7 @@ def test_layer_renderer_matches_full_render(G):
     assert torch.allclose(out[1:] - out[:1], ref, atol=1e-5) and ref.abs().max() > 1e-3
 
 
+@pytest.mark.needs_dlib
 def test_locality_analysis_and_cache(G):
     lms = template_landmarks()
     kw = dict(n_samples=2, channels_per_layer=3, landmarks=lms, progress=False)

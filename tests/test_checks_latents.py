@@ -33,23 +33,27 @@ def a3(G):
     return target, w, wp
 
 
+@pytest.mark.needs_dlib
 def test_a3_reference_passes(G, a3):
     r = check_a3(G, *a3)
     assert r and len(r.criteria) == 11, r.report()
     assert 'for the mean face' in r.report() and 'W+ fits at least as well as W' in r.report()
 
 
+@pytest.mark.needs_dlib
 def test_a3_latent_never_moved(G, a3):
     failed(check_a3(G, a3[0], mean_ws(G), a3[2]), 'your W latent is still the starting point', 'requires_grad=True')
     failed(check_a3(G, a3[0], mean_ws(G).clone(), mean_ws(G).clone()), 'W and W+ latents are still')
 
 
+@pytest.mark.needs_dlib
 def test_a3_w_and_wplus_mixed_up(G, a3):
     target, w, wp = a3
     failed(check_a3(G, target, wp, wp), 'the W latent is one w', 'its rows differ', 'you returned a W+ latent')
     failed(check_a3(G, target, w, w), 'all 12 rows are equal: that is a W latent')
 
 
+@pytest.mark.needs_dlib
 def test_a3_shapes_and_values(G, a3):
     target, w, wp = a3
     failed(check_a3(G, target, w[:, 0], wp), 'shape [1, 256]', 'repeat the one w for every layer')
@@ -58,6 +62,7 @@ def test_a3_shapes_and_values(G, a3):
     failed(check_a3(G, (target + 1) * 127.5, w, wp), 'target image', '0…255 data')
 
 
+@pytest.mark.needs_dlib
 def test_a3_wrong_image_range(G, a3):
     target, _, wp = a3
     with torch.enable_grad():
@@ -65,6 +70,7 @@ def test_a3_wrong_image_range(G, a3):
     failed(check_a3(G, target, w01, wp), 'W reconstruction fits the target in [-1, 1]', 'a target in [0, 1]')
 
 
+@pytest.mark.needs_dlib
 def test_a3_too_few_steps(G, a3):
     "A latent barely moved from w̄ is not a reconstruction: it must beat the mean face by the margin."
     target, w, wp = a3
@@ -99,6 +105,7 @@ def a4_answer(G):
     return cands[int(np.argmax(effects))]
 
 
+@pytest.mark.needs_dlib
 def test_a4_measure(G):
     s, boxes, m, found = a4_faces(G, range(A4_SEED, A4_SEED + 4))
     x = synthesis_from_s(G, s)
@@ -106,6 +113,7 @@ def test_a4_measure(G):
     np.testing.assert_array_equal(mouth_openings(x, boxes), m)
 
 
+@pytest.mark.needs_dlib
 def test_a4_found_channel_passes(G, a4_answer):
     r = check_a4(G, *a4_answer, **SMALL)
     assert r, r.report()
@@ -119,6 +127,7 @@ def _random_effects(G, layer):
     return chans, channel_effects(G, layer, chans, range(A4_SEED, A4_SEED + SMALL['n_seeds']))
 
 
+@pytest.mark.needs_dlib
 def test_a4_typical_channel_fails(G, a4_answer):
     "A channel picked at random (here: the median of the check's own random sample) beats about half of them."
     layer = a4_answer[0]

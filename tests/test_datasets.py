@@ -58,6 +58,7 @@ def test_augment():
 
 
 @needs_data
+@pytest.mark.needs_dlib
 def test_small_face_build_and_dataset(tmp_path):
     _ = (torch.rand(2000, 2000) + 1).sum()          # a parallel (OpenMP) op in the parent before forking workers
     out = tmp_path / 'faces.zip'
@@ -81,6 +82,7 @@ def test_small_face_build_and_dataset(tmp_path):
 
 
 @needs_data
+@pytest.mark.needs_dlib
 def test_face_build_failures(tmp_path):
     folder = tmp_path / 'mixed'; folder.mkdir()
     (folder / '30_0_0_1.jpg.chip.jpg').write_bytes(b'not a jpeg')                # unreadable
@@ -100,6 +102,7 @@ def test_face_build_failures(tmp_path):
 
 
 @needs_data
+@pytest.mark.needs_dlib
 def test_clip_build_and_pairs_split_by_clip(tmp_path):
     bad = tmp_path / 'broken.mp4'; bad.write_text('not a video')
     names = ['dpe_s.mp4', 'lia_vox_driving2.mp4', 'liveportrait_d18.mp4', 'liveportrait_d20.mp4']

@@ -9,6 +9,7 @@ from hybridlat.edits import (AttributeLabeller, apply_edits, as_w_plus, conditio
                              fit_direction, fit_directions, labelling_widget, load_directions, parse_args, parse_edits,
                              random_directions, render, sample_w, save_directions, thumbnails, top_channels,
                              train_labeller)
+from helpers import tiny_generator
 
 
 @pytest.fixture(autouse=True)
@@ -19,11 +20,7 @@ def no_grad():
 @pytest.fixture(scope='module')
 def G():
     "A tiny untrained generator: 16² images, w_dim 32."
-    torch.manual_seed(0)
-    G = Generator(z_dim=32, w_dim=32, img_resolution=16, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=256, channel_max=64)).eval().requires_grad_(False)
-    G.mapping.w_avg.copy_(G.mapping.z_to_w(torch.randn(1000, 32)).mean(0))
-    return G
+    return tiny_generator(16)
 
 
 def _gauss(n, d, seed=0): return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))

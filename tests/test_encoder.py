@@ -6,25 +6,22 @@ from hybridlat.generator import Generator
 from hybridlat.stylespace import StyleLayout, w_plus_to_s, deformation_layer_names
 from hybridlat.encoder import (HybridEncoder, encoder_for, hybrid_styles, render_hybrid, save_encoder, load_encoder,
                                w_groups, conv_w_index, check_encoder_fits)
+from helpers import tiny_generator
 
 TINY = dict(channels=(4, 8, 8, 16, 16, 16), fpn_channels=16)
 
 
-def tiny_generator(resolution, w_dim=32, seed=0):
+def encoder_test_generator(resolution, w_dim=32, seed=0):
     "An untrained generator with few channels, its w_avg set to a non-zero mean of w."
-    torch.manual_seed(seed)
-    G = Generator(z_dim=32, w_dim=w_dim, img_resolution=resolution, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=1024, channel_max=32)).eval().requires_grad_(False)
-    G.mapping.w_avg.copy_(G.mapping.z_to_w(torch.randn(256, 32)).mean(0))
-    return G
+    return tiny_generator(resolution, w_dim, channel_base=1024, channel_max=32, w_avg_samples=256, seed=seed)
 
 
 @pytest.fixture(scope='module')
-def G(): return tiny_generator(128)
+def G(): return encoder_test_generator(128)
 
 
 @pytest.fixture(scope='module')
-def G1024(): return tiny_generator(1024)
+def G1024(): return encoder_test_generator(1024)
 
 
 def images(n, resolution, seed=1):
@@ -139,11 +136,12 @@ def test_loader_rejects(G, G1024, tmp_path):
     with pytest.raises(CheckpointError, match='truncated or corrupt'): load_encoder(tmp_path / 'junk.pt')
     with pytest.raises(CheckpointError, match='no such file'): load_encoder(tmp_path / 'missing.pt')
     with pytest.raises(CheckpointError, match='resolution is 128'): load_encoder(path, G1024)
-    with pytest.raises(CheckpointError, match='w_dim is 32'): load_encoder(path, tiny_generator(128, w_dim=16))
+    with pytest.raises(CheckpointError, match='w_dim is 32'):
+        load_encoder(path, encoder_test_generator(128, w_dim=16))
     wider = Generator(z_dim=32, w_dim=32, img_resolution=128, mapping_kwargs=dict(num_layers=2),
                       synthesis_kwargs=dict(channel_base=2048, channel_max=64))
     with pytest.raises(CheckpointError, match='style layout differs'): load_encoder(path, wider)
-    other = tiny_generator(128, seed=5)
+    other = encoder_test_generator(128, seed=5)
     with pytest.warns(UserWarning, match="w_avg differs"): load_encoder(path, other)
     odd = HybridEncoder(resolution=128, num_ws=10, w_dim=32, **TINY)
     with pytest.raises(CheckpointError, match="num_ws is 10, the generator's is 12"): check_encoder_fits(odd, G)

@@ -2,22 +2,18 @@
 import numpy as np
 import pytest
 import torch
-from hybridlat.generator import Generator
 from hybridlat.stylespace import StyleCode, StyleLayout, w_plus_to_s, synthesis_from_s
 from hybridlat.discriminator import Discriminator
 from hybridlat.metrics import psnr
 from hybridlat.inversion import (Inversion, ReconstructionLoss, project, check_target, pca_directions, style_offset,
                                  edit_inversion, style_prior, prior_distance, inversion_table, lr_schedule, init_noise)
+from helpers import tiny_generator
 
 
 @pytest.fixture(scope='module')
 def G():
     "A tiny untrained 32² generator (w_dim 32, 8 ws) with w_avg set from its own samples."
-    torch.manual_seed(0)
-    G = Generator(z_dim=32, w_dim=32, img_resolution=32, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=512, channel_max=64)).eval().requires_grad_(False)
-    G.mapping.w_avg.copy_(G.mapping.z_to_w(torch.randn(1000, 32)).mean(0))
-    return G
+    return tiny_generator(32, channel_base=512)
 
 
 @pytest.fixture(scope='module')
@@ -143,6 +139,10 @@ def test_inversion_table(inversions):
     rows = inversion_table(inversions, identity=False)
     assert [r['space'] for r in rows] == ['W', 'W+', 'S']
     assert all(set(r) == {'space', 'steps', 'loss', 'psnr', 'ssim'} and np.isfinite(r['psnr']) for r in rows)
+
+
+@pytest.mark.needs_dlib
+def test_inversion_table_identity(inversions):
     rows = inversion_table(list(inversions.values())[:1], identity=True)     # untrained G: dlib finds no face
     assert rows[0]['identity_faces'].endswith('/2') and 'identity' in rows[0]
 

@@ -6,6 +6,7 @@ from hybridlat.generator import Generator, config_f_kwargs, mix_styles
 from hybridlat.stylespace import StyleLayout, w_plus_to_s
 from hybridlat.latents import (latent_space_sizes, markdown_table, w_resolutions, mixing_layer_ranges, style_mixing_grid,
                                sample_style_codes, style_statistics, reachable_dims, pca_rank, mean_style, truncate_styles)
+from helpers import tiny_generator
 
 
 
@@ -18,11 +19,7 @@ def no_grad():
 @pytest.fixture(scope='module')
 def G():
     "A tiny untrained generator whose layers have 64, 32 and 16 channels, fewer and more than w_dim = 32."
-    torch.manual_seed(0)
-    G = Generator(z_dim=32, w_dim=32, img_resolution=16, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=256, channel_max=64)).eval()
-    G.mapping.w_avg.copy_(G.mapping.z_to_w(torch.randn(1000, 32)).mean(0))
-    return G
+    return tiny_generator(16, frozen=False)
 
 
 @pytest.fixture(scope='module')

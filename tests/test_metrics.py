@@ -176,12 +176,12 @@ def test_temporal_jitter():
 
 @pytest.fixture(scope='module')
 def data():
-    pytest.importorskip('dlib', reason="dlib missing: pip install 'hybridlat[faces]'")
     from hybridlat.faces import find_data_dir
     try: return find_data_dir()
     except FileNotFoundError as e: pytest.skip(f"real data absent ({e})")
 
 
+@pytest.mark.needs_dlib
 def test_detection_rate_real(data):
     portraits = sorted((data / 'portraits').iterdir())
     assert detection_rate(portraits, max_size=320) >= 14 / 16
@@ -189,6 +189,7 @@ def test_detection_rate_real(data):
     with pytest.raises(ValueError, match='no images'): detection_rate([])
 
 
+@pytest.mark.needs_dlib
 def test_fd_dlib_real_images(data):
     celeba = sorted((data / 'faces/celeba').iterdir())[:12]
     assert abs(fd_dlib(celeba, celeba)) < 1e-6

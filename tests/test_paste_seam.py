@@ -159,8 +159,8 @@ def test_cli_defaults_to_the_new_paste():
 
 
 @pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA}')
+@pytest.mark.needs_dlib
 def test_streaming_reenact_pastes_only_the_face(tmp_path):
-    pytest.importorskip('dlib')
     from hybridlat.encoder import encoder_for
     from hybridlat.faces import load_image
     from hybridlat.pretrained import load_pretrained

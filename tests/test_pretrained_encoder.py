@@ -47,6 +47,7 @@ def test_card_is_generated_from_facts():
 
 
 @need_data
+@pytest.mark.needs_dlib
 def test_reenact_cli_defaults_to_the_shipped_encoder(tmp_path):
     out = tmp_path / 'out.mp4'
     res = subprocess.run([sys.executable, '-c', 'import sys; from hybridlat.cli import main; sys.exit(main())', 'reenact', str(DATA / 'portraits' / 'lia_vox_taylor.png'),
@@ -57,6 +58,7 @@ def test_reenact_cli_defaults_to_the_shipped_encoder(tmp_path):
 
 
 @need_data
+@pytest.mark.needs_dlib
 def test_export_from_a_short_run(G, tmp_path):
     from hybridlat.datasets import build_clip_dataset, build_face_dataset
     from hybridlat.train_encoder import main

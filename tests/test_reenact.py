@@ -7,8 +7,9 @@ import torch
 from PIL import Image
 
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
-pytestmark = pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
-pytest.importorskip('dlib')
+pytestmark = [pytest.mark.skipif(not (DATA / 'videos').is_dir(),
+                                 reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)'),
+              pytest.mark.needs_dlib]
 from hybridlat.edits import save_directions
 from hybridlat.encoder import encoder_for, save_encoder
 from hybridlat.faces import NoFaceError, align_face, face_landmarks, load_image, paste_back

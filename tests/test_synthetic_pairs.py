@@ -17,6 +17,7 @@ from hybridlat.synthetic_pairs import (MEASURES, choose_pair_kind, deformation_l
                                        layer_channels,
                                        load_motion_directions, motion_offsets, motion_pairs, motion_sequence,
                                        save_motion_directions, split_flat, talking_strengths)
+from helpers import tiny_generator
 
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
 
@@ -29,11 +30,7 @@ def no_grad():
 @pytest.fixture(scope='module')
 def G():
     "A tiny untrained generator: 16² images, w_dim 32."
-    torch.manual_seed(0)
-    G = Generator(z_dim=32, w_dim=32, img_resolution=16, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=256, channel_max=64)).eval().requires_grad_(False)
-    G.mapping.w_avg.copy_(G.mapping.z_to_w(torch.randn(1000, 32)).mean(0))
-    return G
+    return tiny_generator(16)
 
 
 def random_directions(G, layers, seed=0):
@@ -210,6 +207,7 @@ def test_cli_options_parse():
 
 
 @pytest.mark.skipif(not (DATA / 'faces' / 'utkface').is_dir(), reason=f'shared data not found at {DATA}')
+@pytest.mark.needs_dlib
 def test_three_training_steps_with_motion_pairs(tmp_path):
     "3 steps of `python -m hybridlat.train_encoder` on tiny data: kind motion, then auto (falls back)."
     from hybridlat.datasets import build_face_dataset

@@ -18,7 +18,9 @@ from hybridlat.train_gan import TrainConfig, build_state as build_gan_state
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
 ENC = json.dumps(dict(channels=[4, 8, 8, 8, 8], fpn_channels=8))
-pytestmark = pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
+pytestmark = [pytest.mark.skipif(not (DATA / 'videos').is_dir(),
+                                 reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)'),
+              pytest.mark.needs_dlib]   # the data fixture aligns faces with dlib
 
 
 @pytest.fixture(scope='module')

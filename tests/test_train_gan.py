@@ -69,6 +69,7 @@ def test_resume_in_a_new_process_gives_the_same_steps(tmp_path):
 
 
 @pytest.mark.skipif(not (DATA / 'faces').is_dir(), reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
+@pytest.mark.needs_dlib   # build_face_dataset aligns with dlib
 def test_cli_trains_on_a_face_dataset_zip(tmp_path):
     from hybridlat.datasets import build_face_dataset
     faces = tmp_path / 'faces32.zip'
