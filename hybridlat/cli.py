@@ -153,8 +153,8 @@ def demo_readme(info):
         "style_mixing.png         top row: faces B; middle: face A with B's coarse styles (pose, face shape); "
         "bottom: face A with B's fine styles (colours, texture).",
         "stylespace_channels.png  one StyleSpace channel per row, moved by -5, 0 and +5 standard deviations.",
-        f"reenactment.png          top row: driving frames (seed {r['driving_seed']} moved along the top "
-        f"directions of the deformation layers); bottom row: the source face (seed {r['source_seed']}) "
+        f"reenactment.png          top row: driving frames (face {r['driving_seed']} talking: mouth, blinks, "
+        f"head turns through the kit's motion directions); bottom row: the source face (seed {r['source_seed']}) "
         f"re-enacted, S_F {r['latents']}.",
         "reenactment.mp4          the same as a video: source | driving | re-enacted, side by side.",
         "demo.json                the facts behind these files.", ''])
