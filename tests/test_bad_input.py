@@ -143,7 +143,8 @@ def test_frames_without_a_face_are_held_and_counted(inputs, tmp_path):
 def test_interrupt_during_the_write_leaves_nothing(inputs, tmp_path, sig, status, word):
     (tmp_path / 'out.mp4').write_bytes(b'the previous output')               # must survive the interrupt
     code = 'import sys; from hybridlat.cli import main; sys.exit(main())'
-    args = reenact_args(inputs, **{'-o': tmp_path / 'out.mp4', '--fps': '10', '--max-frames': '60'})
+    # 200 frames: the write lasts seconds, so the signal lands while it runs (60 frames took under a second)
+    args = reenact_args(inputs, **{'-o': tmp_path / 'out.mp4', '--fps': '25', '--max-frames': '200'})
     proc = subprocess.Popen([sys.executable, '-c', code, *map(str, args)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
