@@ -142,7 +142,9 @@ def test_frames_without_a_face_are_held_and_counted(inputs, tmp_path):
 @pytest.mark.parametrize('sig, status, word', [(signal.SIGTERM, 143, 'terminated'), (signal.SIGINT, 130, 'interrupted')])
 def test_interrupt_during_the_write_leaves_nothing(inputs, tmp_path, sig, status, word):
     (tmp_path / 'out.mp4').write_bytes(b'the previous output')               # must survive the interrupt
-    code = 'import sys; from hybridlat.cli import main; sys.exit(main())'
+    # Ctrl-C as in a terminal: a child of a non-interactive shell's background job starts with SIGINT ignored
+    code = ('import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); '
+            'from hybridlat.cli import main; sys.exit(main())')
     # 200 frames: the write lasts seconds, so the signal lands while it runs (60 frames took under a second)
     args = reenact_args(inputs, **{'-o': tmp_path / 'out.mp4', '--fps': '25', '--max-frames': '200'})
     proc = subprocess.Popen([sys.executable, '-c', code, *map(str, args)], cwd=tmp_path,
