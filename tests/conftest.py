@@ -4,6 +4,7 @@ import os
 import pytest
 import torch
 from hybridlat.cli import install_command, source_checkout
+from helpers import tiny_generator
 
 DLIB_MISSING_REASON = f"dlib missing: {install_command('faces', source_checkout())}"
 
@@ -38,3 +39,16 @@ def pytest_runtest_setup(item):
 @pytest.fixture(autouse=True)
 def grad_enabled():
     with torch.enable_grad(): yield
+
+
+@pytest.fixture
+def no_grad():
+    "Autograd off for a test; a module opts in with `pytestmark = pytest.mark.usefixtures('no_grad')`."
+    with torch.no_grad(): yield
+
+
+@pytest.fixture(scope='module')
+def tiny_G():
+    "A tiny untrained generator: 16² images, w_dim 32 (one per test module)."
+    return tiny_generator(16)
+

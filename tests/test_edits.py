@@ -12,15 +12,11 @@ from hybridlat.edits import (AttributeLabeller, apply_edits, as_w_plus, conditio
 from helpers import tiny_generator
 
 
-@pytest.fixture(autouse=True)
-def no_grad():
-    with torch.no_grad(): yield
+pytestmark = pytest.mark.usefixtures('no_grad')
 
 
 @pytest.fixture(scope='module')
-def G():
-    "A tiny untrained generator: 16² images, w_dim 32."
-    return tiny_generator(16)
+def G(tiny_G): return tiny_G
 
 
 def _gauss(n, d, seed=0): return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))

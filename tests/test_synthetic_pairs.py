@@ -17,20 +17,15 @@ from hybridlat.synthetic_pairs import (MEASURES, choose_pair_kind, deformation_l
                                        layer_channels,
                                        load_motion_directions, motion_offsets, motion_pairs, motion_sequence,
                                        save_motion_directions, split_flat, talking_strengths)
-from helpers import tiny_generator
 
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
 
 
-@pytest.fixture(autouse=True)
-def no_grad():
-    with torch.no_grad(): yield
+pytestmark = pytest.mark.usefixtures('no_grad')
 
 
 @pytest.fixture(scope='module')
-def G():
-    "A tiny untrained generator: 16² images, w_dim 32."
-    return tiny_generator(16)
+def G(tiny_G): return tiny_G
 
 
 def random_directions(G, layers, seed=0):
