@@ -6,8 +6,8 @@
 __all__ = ['MOTION_KIND', 'MOTION_VERSION', 'PAIR_KINDS', 'latent_scales', 'synthetic_pairs', 'deformation_layers',
            'layer_channels', 'flat_styles', 'split_flat', 'sample_faces', 'face_measures', 'fit_motion_direction',
            'fit_motion_directions', 'save_motion_directions', 'load_motion_directions', 'motion_offsets',
-           'motion_pairs', 'smooth_signal', 'talking_strengths', 'motion_sequence', 'generated_pairs',
-           'choose_pair_kind', 'latent_loss']
+           'motion_pairs', 'cross_triples', 'smooth_signal', 'talking_strengths', 'motion_sequence', 'generated_pairs',
+           'choose_pair_kind', 'generated_items', 'latent_loss']
 
 # %% ../nbs/40b_synthetic_pairs.ipynb #94194f18
 import time, warnings
@@ -178,6 +178,22 @@ def motion_pairs(G, n, layers, directions, strength=1.0, truncation_psi=0.8, ret
     out = (G.synthesis(ws, noise_mode='const'), render_hybrid(G, ws, s_f), ws, s_f)
     return (*out, a) if return_strengths else out
 
+# %% ../nbs/40b_synthetic_pairs.ipynb #c5a0e002
+@torch.no_grad()
+def cross_triples(G, n, layers, directions, strength=1.0, source_strength=0.5, truncation_psi=0.8,
+                  return_strengths=False):
+    "(source, driving, target [n,3,R,R], W_ID [n,num_ws,w_dim], S_F {layer: [n,C]}): person a moved as b moves; + strengths."
+    _check_layers(directions, layers)
+    dev = G.mapping.w_avg.device
+    ws = G.mapping(torch.randn(2 * n, G.z_dim, device=dev), None, truncation_psi=truncation_psi)
+    w_a, w_b = ws[:n], ws[n:]                                               # [n, num_ws, w_dim] each
+    K, dirs = len(directions), {k: {l: v.to(dev) for l, v in d.items()} for k, d in directions.items()}
+    draw = lambda s: (torch.randn(n, K, device=dev) * s).clamp(-2 * s, 2 * s)   # [n, K] strengths
+    a = draw(strength)
+    s_f, s_own = motion_offsets(dirs, a), motion_offsets(dirs, draw(source_strength * strength))
+    out = (render_hybrid(G, w_a, s_own), render_hybrid(G, w_b, s_f), render_hybrid(G, w_a, s_f), w_a, s_f)
+    return (*out, a) if return_strengths else out
+
 # %% ../nbs/40b_synthetic_pairs.ipynb #d73ce1d9
 def smooth_signal(rng, t, freqs):
     "A smooth random signal [T] at times t [T] (s), unit std: sinusoids at `freqs` (Hz), random phases."
@@ -210,7 +226,7 @@ def motion_sequence(directions, n_frames, fps=25.0, seed=0, **strength_kwargs):
     return motion_offsets(directions, strengths)
 
 # %% ../nbs/40b_synthetic_pairs.ipynb #807e666f
-PAIR_KINDS = ('auto', 'motion', 'mix', 'faces')
+PAIR_KINDS = ('auto', 'motion', 'mix', 'faces', 'cross')
 
 def generated_pairs(G, n, layers, kind='motion', directions=None, motion=1.0, strength=1.0,
                     truncation_psi=0.8):
@@ -240,6 +256,17 @@ def choose_pair_kind(kind, G, layers, motion='faces128'):
         warnings.warn(f"generated pairs fall back to face pairs (another face's deformation layers): {e}")
         return 'faces', None
     return ('motion' if kind == 'auto' else kind), directions
+
+# %% ../nbs/40b_synthetic_pairs.ipynb #c5a0e006
+def generated_items(G, n, layers, kind='motion', directions=None, motion=1.0, strength=1.0, truncation_psi=0.8):
+    "(source, driving, target, W_ID, S_F) of `generated_pairs` (target = driving) or, for 'cross', n//2 motion pairs then cross triples."
+    if kind != 'cross':
+        src, drv, w, s_f = generated_pairs(G, n, layers, kind, directions, motion, strength, truncation_psi)
+        return src, drv, drv, w, s_f
+    a = motion_pairs(G, n // 2, layers, directions, strength, truncation_psi)
+    b = cross_triples(G, n - n // 2, layers, directions, strength, truncation_psi=truncation_psi)
+    a = (a[0], a[1], a[1], a[2], a[3])
+    return (*(torch.cat(x) for x in zip(a[:4], b[:4])), {l: torch.cat([a[4][l], b[4][l]]) for l in layers})
 
 # %% ../nbs/40b_synthetic_pairs.ipynb #377ed4ef
 def latent_loss(w_id, s_f, w_true, s_true, scales):

@@ -124,3 +124,11 @@ def test_clip_build_and_pairs_split_by_clip(tmp_path):
     with pytest.raises(ValueError, match='unknown validation clips'): FramePairDataset(tmp_path / 'clips.zip', val_clips=['x'])
     with pytest.raises(ValueError, match='val_clips=4'): FramePairDataset(tmp_path / 'clips.zip', val_clips=4)
     with pytest.raises(ValueError, match="'train' or 'val'"): FramePairDataset(tmp_path / 'clips.zip', 'test')
+
+
+def test_split_clips_holds_out_named_clips_and_people(tmp_path):
+    from hybridlat.datasets import HELD_OUT_CLIPS, HELD_OUT_PEOPLE, split_clips
+    names = ['a.mp4', f'{HELD_OUT_CLIPS[0]}.mp4', f'{HELD_OUT_CLIPS[2]}.mov', f'{HELD_OUT_PEOPLE[0]}other.mp4', 'b.mkv']
+    train, held = split_clips(tmp_path / n for n in names)
+    assert [p.name for p in train] == ['a.mp4', 'b.mkv']
+    assert sorted(p.stem for p in held) == sorted([HELD_OUT_CLIPS[0], HELD_OUT_CLIPS[2]])

@@ -226,3 +226,32 @@ def test_three_training_steps_with_motion_pairs(tmp_path):
     with pytest.warns(UserWarning, match='fall back'):
         st = main([*common, '--out', str(tmp_path / 'run2')])
     assert st.pair_kind == 'faces'
+
+
+def test_cross_triples_target_is_the_source_person_with_the_driver_motion(G):
+    layers = deformation_layers(G)
+    dirs = random_directions(G, layers)
+    torch.manual_seed(0)
+    src, drv, tgt, w_id, s_f = sp.cross_triples(G, 4, layers, dirs, source_strength=0.0)
+    assert src.shape == drv.shape == tgt.shape == (4, 3, 16, 16) and w_id.shape == (4, G.num_ws, G.w_dim)
+    assert torch.allclose(tgt, render_hybrid(G, w_id, s_f), atol=1e-5)          # W_ID and S_F are the answer
+    assert torch.allclose(src, G.synthesis(w_id, noise_mode='const'), atol=1e-5)  # no own motion: the face itself
+    assert (drv - tgt).abs().mean() > 1e-3                                         # the driver is someone else
+    torch.manual_seed(0)
+    own = sp.cross_triples(G, 4, layers, dirs, source_strength=1.0)[0]
+    assert (own - src).abs().mean() > 1e-4                                         # its own motion moves the source
+
+
+def test_generated_items_cross_half_motion_pairs_half_triples(G):
+    layers = deformation_layers(G)
+    dirs = random_directions(G, layers)
+    torch.manual_seed(0)
+    src, drv, tgt, w_id, s_f = sp.generated_items(G, 5, layers, 'cross', dirs)
+    assert len(src) == len(drv) == len(tgt) == len(w_id) == 5 and all(len(v) == 5 for v in s_f.values())
+    assert torch.equal(tgt[:2], drv[:2])                   # motion pairs: the target is the driving image
+    assert all((tgt[i] - drv[i]).abs().mean() > 1e-3 for i in range(2, 5))
+    assert torch.allclose(tgt, render_hybrid(G, w_id, s_f), atol=1e-5)
+    torch.manual_seed(0)
+    m = sp.generated_items(G, 3, layers, 'motion', dirs)
+    assert m[2] is m[1]
+    with pytest.raises(ValueError, match='pair kind'): sp.generated_items(G, 2, layers, 'walk', dirs)

@@ -182,3 +182,23 @@ def test_extra_loss_from_the_command_line(files, tmp_path, monkeypatch):
     assert rec['make_mean_shift'] > 0 and st.extra_losses['make_mean_shift'][1] == 0.5
     assert load_encoder(tmp_path / 'run' / 'encoder.pt').checkpoint_info['meta']['extra_losses'] == ['make_mean_shift']
     with pytest.raises(ValueError, match='not a hybridlat training checkpoint'): load_networks(files / 'faces.zip')
+
+
+def test_face_identity_term_init_weights_and_named_validation_clips(files, tmp_path, one_thread):
+    main(tiny_args(files, '--out', str(tmp_path / 'a'), '--workers', '0', '--steps', '2', '--face-id-weight', '0.5'))
+    log = read_log(tmp_path / 'a' / 'log.jsonl')
+    assert all('face_id' in r and r['face_id'] >= 0 for r in log)
+    G, D = load_networks(files / 'gan.pt')
+    start = load_encoder(tmp_path / 'a' / 'encoder.pt')
+    st = build_state(EncoderTrainConfig(batch=4, encoder_kwargs=ENC), G, D, init=tmp_path / 'a' / 'encoder.pt')
+    assert all(torch.equal(v, start.state_dict()[k]) for k, v in st.E.state_dict().items())
+    other = json.dumps(dict(channels=[4, 8, 8, 8, 16], fpn_channels=8))
+    with pytest.raises(ValueError, match='differs'):
+        build_state(EncoderTrainConfig(batch=4, encoder_kwargs=other), G, D, init=tmp_path / 'a' / 'encoder.pt')
+    st = main(tiny_args(files, '--out', str(tmp_path / 'b'), '--workers', '0', '--steps', '1',
+                        '--init', str(tmp_path / 'a' / 'encoder.pt'), '--val-clips', 'liveportrait_d9'))
+    assert st.step == 1                                               # a new run: counters start at 0
+    meta = load_encoder(tmp_path / 'b' / 'encoder.pt').checkpoint_info['meta']
+    assert meta['data']['val']['clips'] == ['liveportrait_d9'] and meta['data']['clips']['clips'] == 2
+    with pytest.raises(ValueError, match='unknown validation clips'):
+        main(tiny_args(files, '--out', str(tmp_path / 'c'), '--workers', '0', '--steps', '1', '--val-clips', 'nope,x'))
