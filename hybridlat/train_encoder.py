@@ -7,10 +7,10 @@ __all__ = ['EXPRESSION_FILE', 'CHECKPOINT_FORMAT', 'EncoderTrainConfig', 'load_n
            'TrainingItems', 'fit_resolution', 'batches', 'EncoderState', 'broadcast_modules', 'initial_weights',
            'build_state', 'pixel_l1', 'pixel_l2', 'msssim_loss', 'feature_distance', 'identity_consistency', 'sf_l2',
            'sf_l1', 'ExpressionNet', 'fit_expression_net', 'expression_loss', 'save_expression_net',
-           'load_expression_net', 'encode_batch', 'loss_terms', 'd_adv_step', 'train_step', 'save_checkpoint',
-           'load_checkpoint', 'restore', 'sample_pairs', 'save_samples', 'data_counts', 'hardware', 'final_losses',
-           'encoder_meta', 'start_outputs', 'log_step', 'train', 'parse_extra_loss', 'build_parser', 'held_out',
-           'open_data', 'command_line', 'main']
+           'load_expression_net', 'expression_direction', 'encode_batch', 'loss_terms', 'd_adv_step', 'train_step',
+           'save_checkpoint', 'load_checkpoint', 'restore', 'sample_pairs', 'save_samples', 'data_counts', 'hardware',
+           'final_losses', 'encoder_meta', 'start_outputs', 'log_step', 'train', 'parse_extra_loss', 'build_parser',
+           'held_out', 'open_data', 'command_line', 'main']
 
 # %% ../nbs/41_train_encoder.ipynb #81b84406
 import argparse, copy, importlib, itertools, json, os, platform, shlex, sys, time
@@ -284,6 +284,26 @@ def load_expression_net(path=None):
     if not all(torch.isfinite(v).all() for v in net.state_dict().values()): raise ValueError(f"{path}: non-finite weights")
     net.meta = ckpt['meta']
     return net.eval().requires_grad_(False)
+
+# %% ../nbs/41_train_encoder.ipynb #e41c000a
+def expression_direction(G, net=None, n=48, measure=0, steps=60, lr=0.05, penalty=0.05, batch=8, seed=1,
+                         truncation_psi=0.8, progress=True):
+    "Mean S_F offset {layer: [C]} on the deformation layers that raises `net`'s `measure` (0: mouth) of n faces."
+    from hybridlat.synthetic_pairs import deformation_layers, latent_scales, layer_channels
+    net, layers = net or load_expression_net(), deformation_layers(G)
+    scales, found = latent_scales(G, layers), []
+    torch.manual_seed(seed)
+    for _ in tqdm(range(-(-n // batch)), 'expression direction', disable=not progress):
+        w = G.mapping(torch.randn(batch, G.z_dim), None, truncation_psi=truncation_psi).detach()
+        s = {l: torch.zeros(batch, c, requires_grad=True) for l, c in zip(layers, layer_channels(G, layers))}
+        opt = torch.optim.Adam(s.values(), lr=lr)                              # offsets in units of each channel's std
+        for _ in range(steps):
+            with torch.enable_grad():
+                out = render_hybrid(G, w, {l: v * scales[l] for l, v in s.items()})
+                loss = -net(out)[:, measure].mean() + penalty * sum(v.square().mean() for v in s.values())
+                opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        found.append({l: v.detach() * scales[l] for l, v in s.items()})
+    return {l: torch.cat([f[l] for f in found])[:n].mean(0) for l in layers}
 
 # %% ../nbs/41_train_encoder.ipynb #068e2d88
 def encode_batch(E, src, drv, n_pairs):
