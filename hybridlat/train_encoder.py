@@ -7,10 +7,10 @@ __all__ = ['EXPRESSION_FILE', 'CHECKPOINT_FORMAT', 'EncoderTrainConfig', 'load_n
            'TrainingItems', 'fit_resolution', 'batches', 'EncoderState', 'broadcast_modules', 'initial_weights',
            'build_state', 'pixel_l1', 'pixel_l2', 'msssim_loss', 'feature_distance', 'identity_consistency', 'sf_l2',
            'sf_l1', 'ExpressionNet', 'fit_expression_net', 'expression_loss', 'save_expression_net',
-           'load_expression_net', 'expression_direction', 'encode_batch', 'loss_terms', 'd_adv_step', 'train_step',
-           'save_checkpoint', 'load_checkpoint', 'restore', 'sample_pairs', 'save_samples', 'data_counts', 'hardware',
-           'final_losses', 'encoder_meta', 'start_outputs', 'log_step', 'train', 'parse_extra_loss', 'build_parser',
-           'held_out', 'open_data', 'command_line', 'main']
+           'load_expression_net', 'expression_direction', 'encode_batch', 'mouth_strength', 'mouth_term', 'loss_terms',
+           'd_adv_step', 'train_step', 'save_checkpoint', 'load_checkpoint', 'restore', 'sample_pairs', 'save_samples',
+           'data_counts', 'hardware', 'final_losses', 'encoder_meta', 'start_outputs', 'log_step', 'train',
+           'parse_extra_loss', 'build_parser', 'held_out', 'open_data', 'command_line', 'main']
 
 # %% ../nbs/41_train_encoder.ipynb #81b84406
 import argparse, copy, importlib, itertools, json, os, platform, shlex, sys, time
@@ -30,7 +30,8 @@ from .identity import identity_distance_loss, load_face_net
 from .images import atomic_path, image_grid, save_image
 from .latents import generator_fingerprint
 from .metrics import ms_ssim
-from .synthetic_pairs import PAIR_KINDS, choose_pair_kind, generated_items, latent_loss, latent_scales
+from .synthetic_pairs import (PAIR_KINDS, choose_pair_kind, generated_items, latent_loss, latent_scales,
+                                       load_motion_directions)
 from .train_gan import (_field, ResumableSampler, add_config_flags, all_mean, append_log, d_logistic_loss, g_nonsaturating_loss,
                                  init_distributed, read_log, step_optimizer, trim_log)
 
@@ -52,6 +53,8 @@ class EncoderTrainConfig:
     feat_weight: float = _field(1.0, 'perceptual distance on D feature maps')
     identity_weight: float = _field(0.1, 'W_ID consistency: two frames of one clip give the same W_ID')
     face_id_weight: float = _field(0.0, 'face identity: 1 − cosine of the dlib descriptors (torch port) of output and target')
+    mouth_weight: float = _field(0.0, "S_F's strength along the mouth direction regressed onto the expression network's "
+                                 'mouth change from source to driving (needs motion directions)')
     sf_l2_weight: float = _field(0.01, 'S_F regularisation: mean square (small offsets)')
     sf_l1_weight: float = _field(0.01, 'S_F regularisation: mean absolute value (sparse offsets)')
     adv_weight: float = _field(0.0, 'non-saturating adversarial loss from a trainable copy of D (0 = off)')
@@ -153,6 +156,9 @@ class EncoderState:
     pair_kind: str = None                  # generated pairs: 'motion', 'mix' or 'faces' (resolved)
     motion: dict = None                    # motion directions {measure: {layer: [C]}} of motion pairs
     face_net: torch.nn.Module = None       # frozen dlib descriptor network when face_id_weight > 0
+    expression: torch.nn.Module = None     # frozen ExpressionNet when mouth_weight > 0
+    mouth_dir: dict = None                 # the motion directions' mouth entry {layer: [C]} when mouth_weight > 0
+    mouth_unit: float = 1.0                # dlib mouth opening per unit of mouth_dir
     step: int = 0                          # optimisation steps done
     images_seen: int = 0                   # training items, all processes together
     wall_s: float = 0.0                    # seconds spent training (steps, logs, grids), over all resumes
@@ -199,6 +205,11 @@ def build_state(cfg, G, D=None, device='cpu', rank=0, world_size=1, extra_losses
         if motion is not None: st.motion = {k: {l: v.to(device) for l, v in d.items()}
                                               for k, d in motion.items()}
     if cfg.face_id_weight: st.face_net = load_face_net().to(device)
+    if cfg.mouth_weight:                                                    # the mouth term's direction and reader
+        dirs, meta = load_motion_directions(cfg.motion_directions, G, with_meta=True)
+        st.mouth_dir = {l: v.to(device) for l, v in dirs['mouth'].items()}
+        st.mouth_unit = meta.get('mouth_direction', {}).get('response_per_unit', meta['measure_std']['mouth'])
+        st.expression = load_expression_net().to(device)
     broadcast_modules(world_size, *[m for m in (E, D_adv) if m is not None])
     seed_all(cfg.seed * 1_000_003 + rank + 1)
     return st
@@ -312,6 +323,18 @@ def encode_batch(E, src, drv, n_pairs):
     w_id_d = E.identity_from_features({k: v[:n_pairs] for k, v in fd.items()}) if n_pairs else None
     return E.identity_from_features(fs), E.deformation_from_features(fd), w_id_d
 
+def mouth_strength(s_f, direction):
+    "Least-squares strength [N] of S_F {layer: [N, C]} along a motion direction {layer: [C]}, in its units."
+    along = sum((s_f[l] * d).sum(1) for l, d in direction.items())
+    return along / sum(d.square().sum() for d in direction.values())
+
+def mouth_term(st, s_f, src, drv):
+    "Squared error of S_F's mouth strength vs the expression network's mouth change from source to driving."
+    with torch.no_grad():
+        e = st.expression
+        change = (e(drv) - e(src))[:, 0] * e.std[0] / st.mouth_unit          # [N], in units of the direction
+    return (mouth_strength(s_f, st.mouth_dir) - change).square().mean()
+
 def loss_terms(st, src, drv, n_pairs, latents=None, target=None):
     "({name: (value, weight)} of every non-zero term, outputs); `latents`: true (W_ID, S_F) of the last items; target = drv if None."
     c, target = st.cfg, drv if target is None else target
@@ -322,6 +345,7 @@ def loss_terms(st, src, drv, n_pairs, latents=None, target=None):
     t = {k: (fn(out, target), w) for k, (fn, w) in terms.items() if w}
     if c.face_id_weight: t['face_id'] = (identity_distance_loss(out, target, st.face_net).mean(), c.face_id_weight)
     if w_id_d is not None: t['identity'] = (identity_consistency(w_id[:n_pairs], w_id_d), c.identity_weight)
+    if c.mouth_weight: t['mouth'] = (mouth_term(st, s_f, src, drv), c.mouth_weight)
     if c.sf_l2_weight: t['sf_l2'] = (sf_l2(s_f), c.sf_l2_weight)
     if c.sf_l1_weight: t['sf_l1'] = (sf_l1(s_f), c.sf_l1_weight)
     if st.D_adv is not None: t['adv'] = (g_nonsaturating_loss(st.D_adv(out)), c.adv_weight)

@@ -202,3 +202,19 @@ def test_face_identity_term_init_weights_and_named_validation_clips(files, tmp_p
     assert meta['data']['val']['clips'] == ['liveportrait_d9'] and meta['data']['clips']['clips'] == 2
     with pytest.raises(ValueError, match='unknown validation clips'):
         main(tiny_args(files, '--out', str(tmp_path / 'c'), '--workers', '0', '--steps', '1', '--val-clips', 'nope,x'))
+
+
+def test_mouth_term_reads_the_expression_change():
+    "On faces128: the mouth strength of S_F is a projection, and the term is 0 when S_F matches the expression change."
+    from hybridlat.train_encoder import mouth_strength, mouth_term
+    G, D = load_networks('faces128')
+    st = build_state(EncoderTrainConfig(batch=4, mouth_weight=1.0, encoder_kwargs=ENC), G, D)
+    d = st.mouth_dir
+    assert torch.allclose(mouth_strength({l: 3 * v[None] for l, v in d.items()}, d), torch.tensor([3.]))
+    g = torch.Generator().manual_seed(0)
+    src = torch.rand(2, 3, 128, 128, generator=g) * 2 - 1
+    drv = src.flip(2)
+    with torch.no_grad(): change = (st.expression(drv) - st.expression(src))[:, 0] * st.expression.std[0] / st.mouth_unit
+    exact = {l: change[:, None] * v[None] for l, v in d.items()}
+    assert float(mouth_term(st, exact, src, drv)) < 1e-8
+    assert float(mouth_term(st, {l: 0 * v for l, v in exact.items()}, src, drv)) > 1e-4
