@@ -43,7 +43,10 @@ def test_card_is_generated_from_facts():
     facts = pretrained_encoder_facts()
     assert pretrained_path('faces128', 'encoder_card').read_text() == encoder_card(facts)
     assert {r['metric'] for r in facts['quality']['targets']} == {'id_dist', 'r_mouth', 'r_yaw'}
-    assert len(facts['quality']['cross']) >= 8 and len(facts['quality']['self']) == 2
+    from hybridlat.datasets import HELD_OUT_CLIPS
+    assert len(facts['quality']['cross']) >= 9                          # the minimum of held-out pairs
+    assert sorted(r['driving'] for r in facts['quality']['self']) == sorted(HELD_OUT_CLIPS)
+    assert facts['data']['val']['clips'] == sorted(HELD_OUT_CLIPS)       # evaluated on clips it never trained on
 
 
 @need_data
@@ -70,10 +73,13 @@ def test_export_from_a_short_run(G, tmp_path):
           '--steps', '2', '--val-clips', '1', '--n-samples', '2', '--workers', '0', '--no-progress',
           '--encoder-kwargs', json.dumps(dict(channels=[4, 8, 8, 8, 8, 8], fpn_channels=8))])
     facts = export_encoder(run, out_dir=tmp_path / 'assets', faces=tmp_path / 'faces.zip', clips=tmp_path / 'clips.zip',
-                           hardware='test', command='test', progress=False, n_portraits=1, max_frames=4, bench_frames=4)
+                           hardware='test', command='test', progress=False, n_portraits=1, sources=(), max_frames=4,
+                           bench_frames=4)
     assert facts['steps'] == 2 and facts['images_seen'] == 4
     assert (tmp_path / 'assets' / 'faces128_encoder.md').read_text() == encoder_card(facts)
     saved = json.loads((tmp_path / 'assets' / 'faces128_encoder.json').read_text())
     assert saved['steps'] == 2 and len(saved['quality']['cross']) == 1
+    rank, gallery = saved['quality']['cross'][0]['source_rank'], saved['quality']['settings']['gallery']
+    assert 1 <= rank <= gallery and gallery > 40           # the CelebA-HQ faces and the portrait
     assert facts['data']['clips'] == dict(clips=2, frames=8) and facts['data']['val']['clips'] == ['liveportrait_d9']
     assert [r['driving'] for r in facts['quality']['self']] == ['liveportrait_d9']     # evaluated on the run's held-out clip
