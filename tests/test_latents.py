@@ -10,10 +10,7 @@ from helpers import tiny_generator
 
 
 
-@pytest.fixture(autouse=True)
-def no_grad():
-    "These tests only run forward passes; keep the grad mode change inside each test."
-    with torch.no_grad(): yield
+pytestmark = pytest.mark.usefixtures('no_grad')    # forward passes only (conftest's fixture)
 
 
 @pytest.fixture(scope='module')
