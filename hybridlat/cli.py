@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['EXTRA_OF_MODULE', 'NEEDED_MODULES', 'PACKAGE_OF_MODULE', 'no_grad', 'demo_generator', 'sample_grid', 'mixing_grid',
            'channel_grid', 'motion_directions', 'pca_motion', 'demo_motion', 'demo_reenactment',
-           'write_reenactment_video', 'pick_channels', 'demo_encoder', 'demo_readme', 'run_demo', 'HelpFormatter',
-           'add_command', 'required_group', 'add_demo_arguments', 'add_reenact_arguments', 'build_parser',
-           'source_checkout', 'install_command', 'missing_module_message', 'missing_modules', 'missing_module',
-           'check_demo_args', 'Terminated', 'MissingPackage', 'check_installed', 'main']
+           'write_reenactment_video', 'pick_channels', 'channel_changes', 'demo_encoder', 'demo_readme', 'run_demo',
+           'HelpFormatter', 'add_command', 'required_group', 'add_demo_arguments', 'add_reenact_arguments',
+           'build_parser', 'source_checkout', 'install_command', 'missing_module_message', 'missing_modules',
+           'missing_module', 'check_demo_args', 'Terminated', 'MissingPackage', 'check_installed', 'main']
 
 # %% ../nbs/11_cli.ipynb #c6969e20
 import argparse
@@ -128,12 +128,30 @@ def write_reenactment_video(path, source, driving, output, fps=24):
     return write_video(path, to_uint8(frames), fps, progress=False)
 
 # %% ../nbs/11_cli.ipynb #84ef3819
-def pick_channels(G, n=3):
-    "A few (layer, channel) pairs spread over the deformation layers."
-    from hybridlat.stylespace import StyleLayout, layer_groups
-    names = layer_groups(StyleLayout.from_generator(G))['deformation']
-    picks = [names[round(i * (len(names) - 1) / max(n - 1, 1))] for i in range(n)]
-    return [(name, 7 * (i + 1)) for i, name in enumerate(picks)]
+@no_grad
+def pick_channels(G, n=3, seed=0, candidates=16, sigma=5.0, n_stats=64):
+    "`n` (layer, channel), distinct deformation layers: of `candidates` channels a layer, those moving most."
+    from hybridlat.stylespace import StyleLayout, layer_groups, synthesis_from_s, w_plus_to_s
+    layout = StyleLayout.from_generator(G)
+    s = w_plus_to_s(G, G.sample_ws([seed]))
+    std = w_plus_to_s(G, G.sample_ws(range(10_000, 10_000 + n_stats))).map(lambda v: v.std(0, keepdim=True))
+    base = synthesis_from_s(G, s)
+    def change(layer, c):                                                   # mean |Δ pixel| of one +σ edit
+        edited = synthesis_from_s(G, s.edit_channel(layer, c, sigma * std[layer][0, c].item()))
+        return float((edited - base).abs().mean())
+    best = {}                                                               # layer → (change, channel)
+    for layer in layer_groups(layout)['deformation']:
+        width = layout.channels[layout.names.index(layer)]
+        best[layer] = max((change(layer, c), c) for c in range(0, width, max(1, width // candidates)))
+    strongest = sorted(best, key=lambda layer: best[layer][0], reverse=True)[:n]
+    return [(layer, best[layer][1]) for layer in best if layer in strongest]   # in layer order, coarse first
+
+def channel_changes(grid, n_sigmas=3):
+    "Mean |pixel change| in 1/255 of each row's outer images against its middle one (a `channel_grid`)."
+    rows = ((grid.clamp(-1, 1) + 1) * 127.5).reshape(-1, n_sigmas, *grid.shape[1:])
+    mid = n_sigmas // 2
+    outer = [i for i in range(n_sigmas) if i != mid]
+    return [round(float((r[outer] - r[mid]).abs().mean()), 1) for r in rows]
 
 def demo_encoder(G, encoder=None, checkpoint=None, true_latents=False):
     "(encoder or None for true latents, what the demo says about it)."
@@ -152,7 +170,10 @@ def demo_readme(info):
         "psi 1.0, bottom row psi 0.7 (closer to the average face: cleaner, less varied).",
         "style_mixing.png         top row: faces B; middle: face A with B's coarse styles (pose, face shape); "
         "bottom: face A with B's fine styles (colours, texture).",
-        "stylespace_channels.png  one StyleSpace channel per row, moved by -5, 0 and +5 standard deviations.",
+        "stylespace_channels.png  one StyleSpace channel per row (of the channels tried in each deformation "
+        "layer, those that move this face most), moved by -5, 0 and +5 standard deviations; mean pixel "
+        "change "
+        f"{', '.join(map(str, info['channel_change']))} / 255.",
         f"reenactment.png          top row: driving frames (face {r['driving_seed']} talking: mouth, blinks, "
         f"head turns through the kit's motion directions); bottom row: the source face (seed {r['source_seed']}) "
         f"re-enacted, S_F {r['latents']}.",
@@ -167,7 +188,8 @@ def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None,
     E, latents = demo_encoder(G, encoder, checkpoint, true_latents)
     out = Path(out)
     seeds, split = list(range(seed, seed + n_samples)), G.num_ws // 2
-    channels = pick_channels(G)
+    channels = pick_channels(G, seed=seed, candidates=max(1, 32 * 128 ** 2 // G.img_resolution ** 2))
+    channel_images = channel_grid(G, seed, channels)
     source, driving, output = demo_reenactment(G, seed, seed + 100, n_frames, encoder=E)
     every = n_frames // 6
     grids = {'samples.png': (sample_grid(G, seeds), n_samples, ['ψ = 1.0', 'ψ = 0.7'],
@@ -175,7 +197,7 @@ def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None,
              'style_mixing.png': (mixing_grid(G, seed, seeds[1:5]), 4,
                                   ['B', f"A + B's coarse (w0–w{split - 1})", f"A + B's fine (w{split}–)"],
                                   [f'B = seed {s}' for s in seeds[1:5]], f'Style mixing, A = seed {seed}'),
-             'stylespace_channels.png': (channel_grid(G, seed, channels), 3,
+             'stylespace_channels.png': (channel_images, 3,
                                          [f'{layer}:{c}' for layer, c in channels], ['−5σ', '0', '+5σ'],
                                          'One StyleSpace channel per row'),
              'reenactment.png': (torch.cat([driving[::every][:6], output[::every][:6]]), 6, ['driving', 're-enacted'],
@@ -185,6 +207,7 @@ def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None,
     written['reenactment.mp4'] = write_reenactment_video(out / 'reenactment.mp4', source, driving, output)
     info = dict(generator=what, resolution=G.img_resolution, num_ws=G.num_ws, seeds=seeds,
                 files=sorted([*written, 'README.txt']), channels=[list(c) for c in channels],
+                channel_change=channel_changes(channel_images),
                 reenactment=dict(source_seed=seed, driving_seed=seed + 100, frames=n_frames, latents=latents))
     with atomic_path(out / 'README.txt') as tmp: tmp.write_text(demo_readme(info))
     with atomic_path(out / 'demo.json') as tmp: tmp.write_text(json.dumps(info, indent=2))

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['MOTION_KIND', 'MOTION_VERSION', 'PAIR_KINDS', 'latent_scales', 'synthetic_pairs', 'deformation_layers',
            'layer_channels', 'flat_styles', 'split_flat', 'sample_faces', 'face_measures', 'fit_motion_direction',
-           'fit_motion_directions', 'save_motion_directions', 'load_motion_directions', 'motion_offsets',
-           'motion_pairs', 'cross_triples', 'smooth_signal', 'talking_strengths', 'motion_sequence', 'generated_pairs',
-           'choose_pair_kind', 'generated_items', 'latent_loss']
+           'fit_motion_directions', 'motion_response', 'save_motion_directions', 'load_motion_directions',
+           'motion_offsets', 'motion_pairs', 'cross_triples', 'smooth_signal', 'talking_strengths', 'motion_sequence',
+           'generated_pairs', 'choose_pair_kind', 'generated_items', 'latent_loss']
 
 # %% ../nbs/40b_synthetic_pairs.ipynb #94194f18
 import time, warnings
@@ -118,6 +118,17 @@ def fit_motion_directions(G, n=1500, layers=None, seed=0, truncation_psi=0.75, o
                 seed=seed, orthogonal=orthogonal, truncation_psi=truncation_psi,
                 measure_std={k: float(np.nanstd(v)) for k, v in measures.items()})
     return (dirs, info) if return_info else dirs
+
+# %% ../nbs/40b_synthetic_pairs.ipynb #a1b2c3d2
+@torch.no_grad()
+def motion_response(G, dirs, n=32, seed=123, truncation_psi=0.8):
+    "{measure: mean change of dlib's measure when one unit of its direction is added to n faces' S_F}."
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(G.mapping.w_avg.device)
+    w = G.mapping(z, None, truncation_psi=truncation_psi)                   # [n, num_ws, w_dim]
+    base = face_measures(to_uint8(G.synthesis(w, noise_mode='const').cpu()))
+    def moved(d): return to_uint8(render_hybrid(G, w, {l: v.expand(n, -1) for l, v in d.items()}).cpu())
+    after = {k: face_measures(moved(d))[k] for k, d in dirs.items()}
+    return {k: round(float(np.nanmean(after[k] - base[k])), 4) for k in dirs}
 
 # %% ../nbs/40b_synthetic_pairs.ipynb #d967a276
 MOTION_KIND, MOTION_VERSION = 'motion', 1        # meta['kind'] and meta['motion_version'] of a motion file

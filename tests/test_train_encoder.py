@@ -1,12 +1,15 @@
 "Encoder training: exact resume across processes, DDP with 2 gloo processes, the adversarial and extra-loss options."
+import copy
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hybridlat.encoder import load_encoder
@@ -192,6 +195,14 @@ def test_face_identity_term_init_weights_and_named_validation_clips(files, tmp_p
     start = load_encoder(tmp_path / 'a' / 'encoder.pt')
     st = build_state(EncoderTrainConfig(batch=4, encoder_kwargs=ENC), G, D, init=tmp_path / 'a' / 'encoder.pt')
     assert all(torch.equal(v, start.state_dict()[k]) for k, v in st.E.state_dict().items())
+    G2 = copy.deepcopy(G)                                              # a retrained generator: another w_avg
+    G2.mapping.w_avg += 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                                 # a warm start is expected: no warning
+        st2 = build_state(EncoderTrainConfig(batch=4, encoder_kwargs=ENC), G2, D,
+                          init=tmp_path / 'a' / 'encoder.pt')
+    assert torch.equal(st2.E.w_avg, G2.mapping.w_avg) and not torch.equal(st2.E.w_avg, start.w_avg)
+    assert all(torch.equal(v, start.state_dict()[k]) for k, v in st2.E.state_dict().items() if k != 'w_avg')
     other = json.dumps(dict(channels=[4, 8, 8, 8, 16], fpn_channels=8))
     with pytest.raises(ValueError, match='differs'):
         build_state(EncoderTrainConfig(batch=4, encoder_kwargs=other), G, D, init=tmp_path / 'a' / 'encoder.pt')
@@ -218,3 +229,33 @@ def test_mouth_term_reads_the_expression_change():
     exact = {l: change[:, None] * v[None] for l, v in d.items()}
     assert float(mouth_term(st, exact, src, drv)) < 1e-8
     assert float(mouth_term(st, {l: 0 * v for l, v in exact.items()}, src, drv)) > 1e-4
+
+
+
+@pytest.mark.needs_dlib
+def test_yaw_term_reads_dlibs_yaw_change():
+    "On faces128: the fixed-box yaw against detection, its change in the direction's units, the term's zero."
+    from hybridlat.synthetic_pairs import face_measures
+    from hybridlat.images import to_uint8
+    from hybridlat.train_encoder import aligned_yaw, mouth_strength, yaw_change, yaw_term
+    G, D = load_networks('faces128')
+    st = build_state(EncoderTrainConfig(batch=4, yaw_weight=1.0, encoder_kwargs=ENC), G, D)
+    assert st.yaw_unit > 1                                             # degrees of yaw per unit
+    z = torch.randn(6, G.z_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(): src = G.synthesis(G.mapping(z, None, truncation_psi=0.7), noise_mode='const')
+    detected = face_measures(to_uint8(src))['yaw']
+    assert np.isfinite(detected).all() and np.abs(aligned_yaw(src) - detected).max() < 5   # degrees
+    drv = src.flip(3)                                                  # mirrored: turned the other way
+    degrees = yaw_change(src, drv, limit=1e9)
+    assert torch.allclose(degrees, torch.as_tensor(aligned_yaw(drv) - aligned_yaw(src), dtype=torch.float32))
+    change = yaw_change(src, drv, st.yaw_unit)
+    assert change.abs().max() <= 3 and torch.allclose(change, (degrees / st.yaw_unit).clamp(-3, 3))
+    exact = {l: change[:, None] * v[None] for l, v in st.yaw_dir.items()}
+    assert torch.allclose(mouth_strength(exact, st.yaw_dir), change, atol=1e-4)
+    assert float(yaw_term(st, exact, src, drv)) < 1e-6
+    zero = {l: (0 * v).requires_grad_() for l, v in exact.items()}
+    assert float(yaw_term(st, zero, src, drv).detach()) > 0
+    use = torch.tensor([True, False, True, False, False, False])
+    assert torch.isclose(yaw_term(st, zero, src, drv, use).detach(), change[use].square().mean())
+    nothing = yaw_term(st, zero, src, drv, torch.zeros(6, dtype=torch.bool))   # no item: 0, graph kept
+    assert float(nothing.detach()) == 0 and nothing.requires_grad
