@@ -248,7 +248,7 @@ def attribute_labels(labeller, images):
 A5_SEED = 10_000   # the check's held-out latents come from this seed
 
 @torch.no_grad()
-def a5_held_out(G, labeller, n=160, seed=A5_SEED, truncation_psi=0.7):
+def a5_held_out(G, labeller, n=400, seed=A5_SEED, truncation_psi=0.7):
     "(held-out latents w [n, w_dim], their labels [n]) for the A5 check."
     def compute():
         w = sample_w(G, n, seed, truncation_psi).cpu()
@@ -282,13 +282,15 @@ def _a5_accuracy(clf, w, y, margin):
     except Exception as e:
         return 'classifier accuracy on held-out faces', False, (f'clf.predict failed ({type(e).__name__}: {e}): clf must be '
                                                                  'a fitted scikit-learn classifier on latents w [N, w_dim]')
-    acc, chance = float((pred == y).mean()), float(max(y.mean(), 1 - y.mean()))
+    recalls = [float((pred[y == k] == k).mean()) for k in (0, 1) if (y == k).any()]
+    acc, chance = float(np.mean(recalls)), 0.5                      # balanced accuracy: classes count alike
     ok = acc >= chance + margin
-    detail = f'accuracy {acc:.3f} on {len(y)} held-out latents, chance {chance:.3f} (needed ≥ {chance + margin:.3f})'
+    detail = (f'balanced accuracy {acc:.3f} (mean of both classes\' recall) on {len(y)} held-out latents, '
+              f'{100 * y.mean():.0f} % labelled 1; chance {chance} (needed ≥ {chance + margin:.2f})')
     if 1 - acc >= chance + margin: detail += ('. Far below chance: your classes are the other way round; label 1 must '
                                               'mean score > 0 (the labeller says female)')
     elif not ok: detail += ('. No better than guessing: are the labels in the same order as the latents they came from? '
-                            'Shuffled or misaligned labels give chance accuracy')
+                            'Shuffled or misaligned labels give chance, as does always answering one class')
     return 'classifier accuracy on held-out faces', ok, detail
 
 def _a5_edit(G, labeller, d, w, n_random, seed=0):
@@ -304,7 +306,7 @@ def _a5_edit(G, labeller, d, w, n_random, seed=0):
     elif not ok: detail += '. Random directions do as much: fit the direction on more samples, with labels aligned'
     return 'editing along +direction raises the score more than random directions', ok, detail
 
-def check_a5(G, labeller, clf, direction, n_held_out=160, n_edit=16, n_random=20, margin=0.05):
+def check_a5(G, labeller, clf, direction, n_held_out=400, n_edit=16, n_random=20, margin=0.1):
     "Grade A5: `clf` predicts held-out labels better than chance; unit `direction` [w_dim] edits more than random ones."
     out = {}
     def unit():

@@ -157,7 +157,7 @@ def test_a4_bad_layer_or_channel(G):
 
 
 # ---------------------------------------------------------------- A5: attribute direction
-FAST = dict(n_held_out=120, n_edit=12, n_random=12)
+FAST = dict(n_held_out=400, n_edit=12, n_random=12)
 
 
 @pytest.fixture(scope='module')
@@ -165,7 +165,7 @@ def a5(G):
     labeller, _ = gender_labeller()
     w = sample_w(G, 300, seed=0)
     y = attribute_labels(labeller, render(G, w))
-    clf = LogisticRegression(max_iter=2000).fit(w.numpy(), y)
+    clf = LogisticRegression(max_iter=2000, class_weight='balanced').fit(w.numpy(), y)
     d = torch.tensor(clf.coef_[0], dtype=torch.float32)
     return labeller, w, y, clf, d / d.norm()
 
@@ -187,8 +187,9 @@ def test_a5_direction_mistakes(G, a5):
 
 def test_a5_label_mistakes(G, a5):
     labeller, w, y, _, direction = a5
-    shuffled = LogisticRegression(max_iter=2000).fit(w.numpy(), np.random.default_rng(0).permutation(y))
+    balanced = dict(max_iter=2000, class_weight='balanced')
+    shuffled = LogisticRegression(**balanced).fit(w.numpy(), np.random.default_rng(0).permutation(y))
     failed(check_a5(G, labeller, shuffled, direction, **FAST), 'No better than guessing', 'same order')
-    flipped = LogisticRegression(max_iter=2000).fit(w.numpy(), 1 - y)
+    flipped = LogisticRegression(**balanced).fit(w.numpy(), 1 - y)
     failed(check_a5(G, labeller, flipped, direction, **FAST), 'the other way round')
     failed(check_a5(G, labeller, LogisticRegression(), direction, **FAST), 'clf.predict failed')
