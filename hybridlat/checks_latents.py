@@ -11,6 +11,7 @@ __all__ = ['A4_SEED', 'A5_SEED', 'memo', 'beats', 'spread', 'render_ws', 'mean_w
 import operator
 import numpy as np
 import torch
+from sklearn.metrics import balanced_accuracy_score
 from tqdm.auto import tqdm
 from .assignments import grade
 from .channels import cached
@@ -282,8 +283,7 @@ def _a5_accuracy(clf, w, y, margin):
     except Exception as e:
         return 'classifier accuracy on held-out faces', False, (f'clf.predict failed ({type(e).__name__}: {e}): clf must be '
                                                                  'a fitted scikit-learn classifier on latents w [N, w_dim]')
-    recalls = [float((pred[y == k] == k).mean()) for k in (0, 1) if (y == k).any()]
-    acc, chance = float(np.mean(recalls)), 0.5                      # balanced accuracy: classes count alike
+    acc, chance = float(balanced_accuracy_score(y, pred)), 0.5        # mean recall: classes count alike
     ok = acc >= chance + margin
     detail = (f'balanced accuracy {acc:.3f} (mean of both classes\' recall) on {len(y)} held-out latents, '
               f'{100 * y.mean():.0f} % labelled 1; chance {chance} (needed ≥ {chance + margin:.2f})')

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['EXTRA_OF_MODULE', 'NEEDED_MODULES', 'PACKAGE_OF_MODULE', 'no_grad', 'demo_generator', 'sample_grid', 'mixing_grid',
-           'channel_grid', 'motion_directions', 'pca_motion', 'demo_motion', 'demo_reenactment',
+           'style_std', 'channel_grid', 'motion_directions', 'pca_motion', 'demo_motion', 'demo_reenactment',
            'write_reenactment_video', 'pick_channels', 'channel_changes', 'demo_encoder', 'demo_readme', 'run_demo',
            'HelpFormatter', 'add_command', 'required_group', 'add_demo_arguments', 'add_reenact_arguments',
            'build_parser', 'source_checkout', 'install_command', 'missing_module_message', 'missing_modules',
@@ -61,13 +61,17 @@ def mixing_grid(G, seed_a, seeds_b, split=None):
     fine = mix_styles(a.expand_as(b), b, range(split, G.num_ws))
     return torch.cat([G.synthesis(b), G.synthesis(coarse), G.synthesis(fine)])
 
+def style_std(G, n_stats=64):
+    "Per-channel std of the styles over `n_stats` fixed samples: a StyleCode of [1, C] per layer."
+    from hybridlat.stylespace import w_plus_to_s
+    return w_plus_to_s(G, G.sample_ws(range(10_000, 10_000 + n_stats))).map(lambda v: v.std(0, keepdim=True))
+
 @no_grad
 def channel_grid(G, seed, channels, sigmas=(-5, 0, 5), n_stats=64):
     "One row per (layer, channel): the seed's image with that style channel moved by `sigmas` × its std."
     import torch
     from hybridlat.stylespace import synthesis_from_s, w_plus_to_s
-    s = w_plus_to_s(G, G.sample_ws([seed]))
-    std = w_plus_to_s(G, G.sample_ws(range(10_000, 10_000 + n_stats))).map(lambda v: v.std(0, keepdim=True))
+    s, std = w_plus_to_s(G, G.sample_ws([seed])), style_std(G, n_stats)
     rows = [synthesis_from_s(G, s.edit_channel(l, c, k * std[l][0, c].item())) for l, c in channels for k in sigmas]
     return torch.cat(rows)
 
@@ -133,8 +137,7 @@ def pick_channels(G, n=3, seed=0, candidates=16, sigma=5.0, n_stats=64):
     "`n` (layer, channel), distinct deformation layers: of `candidates` channels a layer, those moving most."
     from hybridlat.stylespace import StyleLayout, layer_groups, synthesis_from_s, w_plus_to_s
     layout = StyleLayout.from_generator(G)
-    s = w_plus_to_s(G, G.sample_ws([seed]))
-    std = w_plus_to_s(G, G.sample_ws(range(10_000, 10_000 + n_stats))).map(lambda v: v.std(0, keepdim=True))
+    s, std = w_plus_to_s(G, G.sample_ws([seed])), style_std(G, n_stats)
     base = synthesis_from_s(G, s)
     def change(layer, c):                                                   # mean |Δ pixel| of one +σ edit
         edited = synthesis_from_s(G, s.edit_channel(layer, c, sigma * std[layer][0, c].item()))
