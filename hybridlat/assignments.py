@@ -23,7 +23,8 @@ class Criterion:
     passed: bool            # did the answer meet it
     detail: str = ''        # measured value / expected value / hint
 
-    def line(self): return f"{'✓' if self.passed else '✗'} {self.what}" + (f': {self.detail}' if self.detail else '')
+    def line(self):
+        return f"{'✓' if self.passed else '✗'} {self.what}" + (f': {self.detail}' if self.detail else '')
 
 @dataclass
 class CheckResult:
@@ -37,7 +38,9 @@ class CheckResult:
     @property
     def score(self): return sum(c.passed for c in self.criteria) / max(len(self.criteria), 1)
     def report(self):
-        head = f"{self.assignment}: {'PASSED' if self.passed else 'NOT YET'} ({sum(c.passed for c in self.criteria)}/{len(self.criteria)} criteria)"
+        n_passed = sum(c.passed for c in self.criteria)
+        verdict = 'PASSED' if self.passed else 'NOT YET'
+        head = f"{self.assignment}: {verdict} ({n_passed}/{len(self.criteria)} criteria)"
         return '\n'.join([head, *('  ' + c.line() for c in self.criteria)])
     def __repr__(self): return self.report()
     def raise_if_failed(self):
@@ -46,20 +49,30 @@ class CheckResult:
         return self
 
 # %% ../nbs/50_assignments.ipynb #33e526ec
-GRADES_ENV = 'HYBRIDLAT_GRADES'   # file that `grade` appends results to, one JSON line each (set by `grade_notebook`)
+# file that `grade` appends results to, one JSON line each (set by `grade_notebook`)
+GRADES_ENV = 'HYBRIDLAT_GRADES'
 
 def _record(entry):
     "Append `entry` as one JSON line to the file named by $HYBRIDLAT_GRADES, when it is set."
     if not (log := os.environ.get(GRADES_ENV)): return
-    with open(log, 'a', encoding='utf-8') as f: f.write(json.dumps(entry, ensure_ascii=False, default=str) + '\n')
+    with open(log, 'a', encoding='utf-8') as f:
+        f.write(json.dumps(entry, ensure_ascii=False, default=str) + '\n')
 
 def _run(item):
-    try: return item()
-    except NotImplementedError: return ('implemented', False, 'the function still raises NotImplementedError: write your code where it says so')
-    except Exception as e: return ('runs without error', False, f'{type(e).__name__}: {e}')
+    try:
+        return item()
+    except NotImplementedError:
+        return (
+            'implemented',
+            False,
+            'the function still raises NotImplementedError: write your code where it says so',
+        )
+    except Exception as e:
+        return ('runs without error', False, f'{type(e).__name__}: {e}')
 
 def grade(assignment, criteria):
-    "A `CheckResult` from (what, passed, detail) triples or callables returning one (evaluated only while all pass)."
+    """A `CheckResult` from (what, passed, detail) triples or callables returning one (evaluated only while
+    all pass)."""
     result = CheckResult(assignment)
     for item in criteria:
         if callable(item):
@@ -81,13 +94,19 @@ TODO_CODE = "raise NotImplementedError('write your code here')"
 TODO_MARKDOWN = '*Write your answer here.*'
 
 def _marker_error(where, kind, line, start):
-    if kind == 'BEGIN': return ValueError(f'{where}: BEGIN SOLUTION on line {line} is inside the solution opened on line {start} (nested markers)')
-    if start is None: return ValueError(f'{where}: END SOLUTION on line {line} has no BEGIN SOLUTION before it')
+    if kind == 'BEGIN':
+        return ValueError(
+            f'{where}: BEGIN SOLUTION on line {line} is inside the solution opened on line {start} (nested '
+            f'markers)'
+        )
+    if start is None:
+        return ValueError(f'{where}: END SOLUTION on line {line} has no BEGIN SOLUTION before it')
     return ValueError(f'{where}: BEGIN SOLUTION on line {start} is never closed by an END SOLUTION')
 
 # %% ../nbs/50_assignments.ipynb #e79f397c
 def strip_code_solution(source, where='cell'):
-    "`source` with each `### BEGIN SOLUTION` … `### END SOLUTION` block replaced by an indented `raise NotImplementedError`."
+    """`source` with each `### BEGIN SOLUTION` … `### END SOLUTION` block replaced by an indented `raise
+    NotImplementedError`."""
     out, start = [], None
     for n, line in enumerate(source.splitlines(keepends=True), 1):
         m = _CODE_MARK.match(line)
@@ -95,7 +114,8 @@ def strip_code_solution(source, where='cell'):
             if start is None: out.append(line)
         elif m[2].upper() == 'BEGIN':
             if start is not None: raise _marker_error(where, 'BEGIN', n, start)
-            start = n; out.append(f'{m[1]}{TODO_CODE}\n')
+            start = n
+            out.append(f'{m[1]}{TODO_CODE}\n')
         elif start is None: raise _marker_error(where, 'END', n, None)
         else: start = None
     if start is not None: raise _marker_error(where, 'OPEN', None, start)
@@ -104,15 +124,20 @@ def strip_code_solution(source, where='cell'):
 
 # %% ../nbs/50_assignments.ipynb #d9ff1315
 def strip_markdown_solution(source, where='cell'):
-    "`source` with each `<!-- BEGIN SOLUTION -->` … `<!-- END SOLUTION -->` span replaced by *Write your answer here.*"
+    """`source` with each `<!-- BEGIN SOLUTION -->` … `<!-- END SOLUTION -->` span replaced by *Write your
+    answer here.*"""
     out, pos, start = [], 0, None
     for m in _MD_MARK.finditer(source):
         line = source.count('\n', 0, m.start()) + 1
         if m[1].upper() == 'BEGIN':
             if start is not None: raise _marker_error(where, 'BEGIN', line, start)
-            out.append(source[pos:m.start()]); start = line
-        elif start is None: raise _marker_error(where, 'END', line, None)
-        else: out.append(TODO_MARKDOWN); pos, start = m.end(), None
+            out.append(source[pos : m.start()])
+            start = line
+        elif start is None:
+            raise _marker_error(where, 'END', line, None)
+        else:
+            out.append(TODO_MARKDOWN)
+            pos, start = m.end(), None
     if start is not None: raise _marker_error(where, 'OPEN', None, start)
     return ''.join(out) + source[pos:]
 
@@ -132,7 +157,8 @@ def student_cell(cell, where='cell'):
     "The student version of one notebook cell (a new dict), or `None` for a `#| solution_only` cell."
     src = _source(cell)
     if _is_solution_only(src): return None
-    cell = copy.deepcopy({k: v for k, v in cell.items() if not k.endswith('_')})    # execnb adds idx_, _parsed_…
+    # execnb adds idx_, _parsed_…
+    cell = copy.deepcopy({k: v for k, v in cell.items() if not k.endswith('_')})
     if cell['cell_type'] == 'code':
         src = strip_code_solution(src, where)
         cell.update(outputs=[], execution_count=None)
@@ -142,22 +168,30 @@ def student_cell(cell, where='cell'):
 
 # %% ../nbs/50_assignments.ipynb #0de43d44
 def _note(name, nb):
-    ids = {'id': 'student-copy-note'} if nb.get('nbformat_minor', 0) >= 5 else {}       # cell ids exist from v4.5
+    ids = {'id': 'student-copy-note'} if nb.get('nbformat_minor', 0) >= 5 else {}  # cell ids exist from v4.5
     return {'cell_type': 'markdown', **ids, 'metadata': {}, 'source': [
-        f'> **Student copy** of `{name}`, generated by `python -m hybridlat.assignments student`. Replace each\n',
+        f'> **Student copy** of `{name}`, generated by `python -m hybridlat.assignments student`. Replace '
+        f'each\n',
         f"> `{TODO_CODE}` with your code and each {TODO_MARKDOWN} with your answer.\n",
-        '> The check cells grade your answer on the spot: every criterion gets a ✓, or a ✗ with what to fix.\n',
+        '> The check cells grade your answer on the spot: every criterion gets a ✓, or a ✗ with what to '
+        'fix.\n',
         '> Run them as often as you like, then hand in this notebook with all cells run.']}
 
 def student_copy(nb, name=None):
-    "The student version of solution notebook `nb` (a dict): solutions replaced, outputs cleared, a note on top."
+    """The student version of solution notebook `nb` (a dict): solutions replaced, outputs cleared, a note on
+    top."""
     name = name or Path(nb.get('path_', 'notebook.ipynb')).name
     cells = []
     for i, cell in enumerate(nb['cells'], 1):
-        where = f'{name}, cell {i} ({_source(cell).lstrip()[:40].splitlines()[0] if _source(cell).strip() else "empty"!r})'
+        start = _source(cell).lstrip()[:40].splitlines()[0] if _source(cell).strip() else 'empty'
+        where = f'{name}, cell {i} ({start!r})'
         if (new := student_cell(cell, where)) is not None: cells.append(new)
     meta = {k: v for k, v in nb.get('metadata', {}).items() if k != 'widgets'}
-    return {**{k: v for k, v in nb.items() if not k.endswith('_')}, 'cells': [_note(name, nb), *cells], 'metadata': meta}
+    return {
+        **{k: v for k, v in nb.items() if not k.endswith('_')},
+        'cells': [_note(name, nb), *cells],
+        'metadata': meta,
+    }
 
 # %% ../nbs/50_assignments.ipynb #a74db11a
 def _dump(nb): return json.dumps(nb, indent=1, ensure_ascii=False) + '\n'
@@ -167,7 +201,8 @@ def write_student_copies(src='nbs/assignments', dest='student'):
     from hybridlat.images import atomic_path
     src, dest = Path(src), Path(dest)
     if not src.is_dir(): raise FileNotFoundError(f'no such folder of solution notebooks: {src}')
-    if dest.resolve() == src.resolve(): raise ValueError(f'refusing to write student copies over the solutions in {src}')
+    if dest.resolve() == src.resolve():
+        raise ValueError(f'refusing to write student copies over the solutions in {src}')
     paths = sorted(p for p in src.glob('*.ipynb') if not p.name.startswith(('.', '_')))
     if not paths: raise ValueError(f'no solution notebooks (*.ipynb) in {src}')
     copies = {dest / p.name: student_copy(json.loads(p.read_text(encoding='utf-8')), str(p)) for p in paths}
@@ -194,19 +229,29 @@ def _kill(p):
 
 # %% ../nbs/50_assignments.ipynb #aa33cc6f
 def _run_child(path, log, timeout):
-    "Run `_execute(path)` in a new process logging to `log`; an error message when it did not finish, else None."
+    """Run `_execute(path)` in a new process logging to `log`; an error message when it did not finish, else
+    None."""
     root = str(Path(hybridlat.__file__).resolve().parent.parent)
     env = {**os.environ, GRADES_ENV: str(log), 'MPLBACKEND': 'Agg',
            'PYTHONPATH': os.pathsep.join(p for p in [root, os.environ.get('PYTHONPATH')] if p)}
-    p = subprocess.Popen([sys.executable, '-c', f'from hybridlat.assignments import _execute; _execute({str(path)!r})'],
-                         cwd=path.parent, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        [sys.executable, '-c', f'from hybridlat.assignments import _execute; _execute({str(path)!r})'],
+        cwd=path.parent,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try: _, err = p.communicate(timeout=timeout)
     except BaseException as e:
         _kill(p)
         if isinstance(e, subprocess.TimeoutExpired): return f'stopped after the time limit of {timeout:g} s'
         raise
-    if p.returncode: return f"the notebook could not be run (exit code {p.returncode}): {(err.strip().splitlines() or [''])[-1]}"
+    if p.returncode:
+        last = (err.strip().splitlines() or [''])[-1]
+        return f"the notebook could not be run (exit code {p.returncode}): {last}"
 
 # %% ../nbs/50_assignments.ipynb #76302ac5
 @dataclass
@@ -222,10 +267,15 @@ class Submission:
     def score(self): return sum(r.score for r in self.results) / len(self.results) if self.results else 0.
     @property
     def notes(self):
-        fails = [f'{r.assignment}: {next(c for c in r.criteria if not c.passed).line()}' for r in self.results if r.criteria and not r.passed]
+        fails = [
+            f'{r.assignment}: {next(c for c in r.criteria if not c.passed).line()}'
+            for r in self.results
+            if r.criteria and not r.passed
+        ]
         return [*self.errors, *fails]
     def __repr__(self):
-        head = f'{Path(self.path).name}: score {self.score:.2f} ({len(self.results)} checks, {self.seconds:.1f} s)'
+        head = (f'{Path(self.path).name}: score {self.score:.2f} '
+                f'({len(self.results)} checks, {self.seconds:.1f} s)')
         return '\n'.join([head, *('  ' + e for e in self.errors), *(r.report() for r in self.results)])
 
 def _read_log(log):
@@ -236,7 +286,8 @@ def _read_log(log):
     return entries
 
 def grade_notebook(path, timeout=300):
-    "Run the notebook at `path` in a fresh process (at most `timeout` s) and return the `Submission` its checks produced."
+    """Run the notebook at `path` in a fresh process (at most `timeout` s) and return the `Submission` its
+    checks produced."""
     path = Path(path).resolve()
     if not path.is_file(): raise FileNotFoundError(f'no such notebook: {path}')
     start = time.time()
@@ -244,12 +295,15 @@ def grade_notebook(path, timeout=300):
         failure = _run_child(path, Path(d) / 'grades.jsonl', timeout)
         entries = _read_log(Path(d) / 'grades.jsonl')
     results = {e['result']['assignment']: result_from_dict(e['result']) for e in entries if 'result' in e}
-    errors = [f"cell {e['cell']}: {e['error']}" for e in entries if 'error' in e] + ([failure] if failure else [])
+    errors = [f"cell {e['cell']}: {e['error']}" for e in entries if 'error' in e] + (
+        [failure] if failure else []
+    )
     return Submission(str(path), list(results.values()), errors, time.time() - start)
 
 # %% ../nbs/50_assignments.ipynb #2ab1f40f
 def _row(file, sub, names, columns):
-    "One row: `sub`'s score on each of its group's `names` (0 when that check did not run), None on other `columns`."
+    """One row: `sub`'s score on each of its group's `names` (0 when that check did not run), None on other
+    `columns`."""
     scores = sub.scores()
     row = {'file': str(file), **dict.fromkeys(columns), **{n: scores.get(n, 0.) for n in names}}
     row['score'] = sum(row[n] for n in names) / len(names) if names else 0.
@@ -257,23 +311,35 @@ def _row(file, sub, names, columns):
     return {**row, 'seconds': round(sub.seconds, 1)}
 
 def grade_submissions(paths, timeout=300, progress=True):
-    "Grade each notebook in `paths` (`grade_notebook`): a list of rows {file, <assignment>: score, score, notes, seconds}."
+    """Grade each notebook in `paths` (`grade_notebook`): a list of rows {file, <assignment>: score, score,
+    notes, seconds}."""
     paths = [Path(p) for p in paths]
     subs = [grade_notebook(p, timeout) for p in tqdm(paths, desc='grading', disable=not progress)]
-    groups = {}                                         # notebook name → assignments its checks produced anywhere
-    for p, sub in zip(paths, subs): groups.setdefault(p.name, {}).update(dict.fromkeys(r.assignment for r in sub.results))
+    groups = {}  # notebook name → assignments its checks produced anywhere
+    for p, sub in zip(paths, subs):
+        groups.setdefault(p.name, {}).update(dict.fromkeys(r.assignment for r in sub.results))
     columns = list(dict.fromkeys(n for names in groups.values() for n in names))
     return [_row(p, sub, list(groups[p.name]), columns) for p, sub in zip(paths, subs)]
 
 def grades_table(rows, width=70):
-    "Markdown table of `grade_submissions` rows: files relative to their common folder, notes cut to `width` characters."
+    """Markdown table of `grade_submissions` rows: files relative to their common folder, notes cut to `width`
+    characters."""
     from hybridlat.latents import markdown_table
     short = lambda s: (s if len(s) <= width else s[:width - 1] + '…').replace('|', '\\|').replace('\n', ' ')
     files = [Path(r['file']).resolve() for r in rows]
     common = os.path.commonpath([f.parent for f in files]) if rows else ''
     cols = [c for c in rows[0] if c != 'seconds'] if rows else []
-    return markdown_table([{**{k: '' if v is None else v for k, v in r.items()}, 'file': os.path.relpath(f, common),
-                            'notes': short(r['notes'])} for r, f in zip(rows, files)], cols)
+    return markdown_table(
+        [
+            {
+                **{k: '' if v is None else v for k, v in r.items()},
+                'file': os.path.relpath(f, common),
+                'notes': short(r['notes']),
+            }
+            for r, f in zip(rows, files)
+        ],
+        cols,
+    )
 
 # %% ../nbs/50_assignments.ipynb #ec04831b
 def build_parser(p=None):

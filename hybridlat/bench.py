@@ -19,12 +19,15 @@ from .synthesis import SynthesisLayer
 
 # %% ../nbs/10_bench.ipynb #e899e509
 def median_seconds(fn, repeats=5, warmup=1):
-    "Median wall-clock seconds of `fn()` over `repeats` runs, after `warmup` untimed runs; also all the timings."
+    """Median wall-clock seconds of `fn()` over `repeats` runs, after `warmup` untimed runs; also all the
+    timings."""
     if repeats < 1: raise ValueError(f"repeats must be at least 1, got {repeats}")
     for _ in range(warmup): fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
     return statistics.median(times), times
 
 def matmul_gflops(n=2048, repeats=5):
@@ -35,9 +38,10 @@ def matmul_gflops(n=2048, repeats=5):
 
 # %% ../nbs/10_bench.ipynb #cfba921d
 def _up_conv_macs(I, O, k, H, W, up=2):
-    "MACs of a stride-`up` transposed k×k convolution of an H×W input, as `conv2d_resample` runs it in inference."
-    if H * W < PHASES_MIN_PIXELS: return I * O * k * k * H * W                  # F.conv_transpose2d: k² taps per input pixel
-    taps = [len(range(a, k, up)) for a in range(min(up, k))]                    # phases: [2, 1] taps each way for k=3
+    """MACs of a stride-`up` transposed k×k convolution of an H×W input, as `conv2d_resample` runs it in
+    inference."""
+    if H * W < PHASES_MIN_PIXELS: return I * O * k * k * H * W  # F.conv_transpose2d: k² taps per input pixel
+    taps = [len(range(a, k, up)) for a in range(min(up, k))]    # phases: [2, 1] taps each way for k=3
     return I * O * sum(ta * tb * (H + ta - 1) * (W + tb - 1) for ta in taps for tb in taps)
 
 def _synthesis_layer_macs(layer):
@@ -45,7 +49,10 @@ def _synthesis_layer_macs(layer):
     I, O, R, k = layer.in_channels, layer.out_channels, layer.resolution, layer.weight.shape[-1]
     if layer.up == 1: return {'conv': I * O * k * k * R * R}
     fh, fw = layer.resample_filter.shape
-    return {'conv_up': _up_conv_macs(I, O, k, R // layer.up, R // layer.up, layer.up), 'fir': O * fh * fw * R * R}
+    return {
+        'conv_up': _up_conv_macs(I, O, k, R // layer.up, R // layer.up, layer.up),
+        'fir': O * fh * fw * R * R,
+    }
 
 def generator_macs(G, breakdown=False):
     "Multiply-accumulates per image of `Generator` `G` in inference (a dict by kind of work if `breakdown`)."
@@ -78,22 +85,34 @@ def time_generator(G, batch_size=1, repeats=5, warmup=1):
     return seconds / batch_size, [t / batch_size for t in times]
 
 def bench_row(name, G, batch_size, repeats, mm_gflops=None, warmup=1):
-    "One row of the benchmark table: size, work, speed and (given the matmul rate) the fraction of it reached."
+    """One row of the benchmark table: size, work, speed and (given the matmul rate) the fraction of it
+    reached."""
     seconds, times = time_generator(G, batch_size, repeats, warmup)
     macs = generator_macs(G)
     gflops = 2 * macs / seconds / 1e9
-    return dict(config=name, resolution=G.img_resolution, params=count_parameters(G), gmac_per_image=macs / 1e9,
-                batch=batch_size, sec_per_image=seconds, sec_per_image_runs=times, gflops=gflops,
-                matmul_fraction=None if mm_gflops is None else gflops / mm_gflops)
+    return dict(
+        config=name,
+        resolution=G.img_resolution,
+        params=count_parameters(G),
+        gmac_per_image=macs / 1e9,
+        batch=batch_size,
+        sec_per_image=seconds,
+        sec_per_image_runs=times,
+        gflops=gflops,
+        matmul_fraction=None if mm_gflops is None else gflops / mm_gflops,
+    )
 
 # %% ../nbs/10_bench.ipynb #0d04369c
 def _shipped_kwargs():
     "Generator kwargs of the shipped faces128 model (read from its checkpoint's config)."
     from hybridlat.pretrained import pretrained_path
-    return json.loads(torch.load(pretrained_path('faces128'), map_location='cpu', weights_only=True)['config'])
+    return json.loads(
+        torch.load(pretrained_path('faces128'), map_location='cpu', weights_only=True)['config']
+    )
 
 def _configs(resolutions, small):
-    "[(name, generator kwargs)] for the benchmark: the shipped faces128 and the kit's small 128², then config-f."
+    """[(name, generator kwargs)] for the benchmark: the shipped faces128 and the kit's small 128², then
+    config-f."""
     out = [('faces128', _shipped_kwargs()), ('small-128', small_generator_kwargs())] if small else []
     return out + [(f'config-f-{r}', config_f_kwargs(r)) for r in resolutions]
 
@@ -107,7 +126,9 @@ def machine_info():
 
 def _load(): return os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
 
-def run_benchmark(resolutions=(128, 256, 1024), batches=(1, 4), repeats=5, small=True, mm_size=2048, progress=True):
+def run_benchmark(
+    resolutions=(128, 256, 1024), batches=(1, 4), repeats=5, small=True, mm_size=2048, progress=True
+):
     "Time every configuration and batch size; returns a dict with the machine, matmul rates and table rows."
     res = dict(machine_info(), load_before=_load(), matmul_size=mm_size, matmul_gflops_runs=[], rows=[])
     for name, kwargs in tqdm(_configs(resolutions, small), desc='generators', disable=not progress):
@@ -134,8 +155,10 @@ def format_table(res):
              '| generator | params | GMAC/image | batch | s/image | GFLOP/s | of matmul |',
              '|---|---:|---:|---:|---:|---:|---:|']
     for r in res['rows']:
-        lines.append(f"| {r['config']} | {r['params'] / 1e6:.1f} M | {r['gmac_per_image']:.2f} | {r['batch']} | "
-                     f"{r['sec_per_image']:.3f} | {r['gflops']:.1f} | {100 * r['matmul_fraction']:.0f}% |")
+        lines.append(
+            f"| {r['config']} | {r['params'] / 1e6:.1f} M | {r['gmac_per_image']:.2f} | {r['batch']} | "
+            f"{r['sec_per_image']:.3f} | {r['gflops']:.1f} | {100 * r['matmul_fraction']:.0f}% |"
+        )
     if res.get('training'):
         lines += ['', '| training | batch | s/step | images/s (shown to D) | threads |',
                   '|---|---:|---:|---:|---:|']
@@ -149,11 +172,21 @@ def _kind(op):
     "Kind of a profiled aten operation."
     if 'conv' in op: return 'convolution'
     if op in ('aten::mm', 'aten::bmm', 'aten::addmm', 'aten::matmul'): return 'matrix product'
-    if op in ('aten::copy_', 'aten::cat', 'aten::fill_', 'aten::zero_', 'aten::clone', 'aten::flip', 'aten::contiguous'): return 'copy / fill'
+    if op in (
+        'aten::copy_',
+        'aten::cat',
+        'aten::fill_',
+        'aten::zero_',
+        'aten::clone',
+        'aten::flip',
+        'aten::contiguous',
+    ):
+        return 'copy / fill'
     return 'element-wise and other'
 
 def profile_by_kind(G, batch_size=1):
-    "Seconds of one `G(z)` call (no autograd) by kind of operation, from `torch.profiler` (self time of each op)."
+    """Seconds of one `G(z)` call (no autograd) by kind of operation, from `torch.profiler` (self time of each
+    op)."""
     from torch.profiler import profile, ProfilerActivity
     z = torch.randn(batch_size, G.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -196,14 +229,17 @@ def parse_args(argv=None):
     "The command line's arguments, checked: one clear `ValueError` for a bad value."
     args = _parser().parse_args(argv)
     for r in args.resolutions:
-        if r < 8 or r > 1024 or r & (r - 1): raise ValueError(f"--resolutions: powers of two in 8…1024, got {r}")
-    if any(b < 1 for b in args.batches): raise ValueError(f"--batches: positive batch sizes, got {args.batches}")
+        if r < 8 or r > 1024 or r & (r - 1):
+            raise ValueError(f"--resolutions: powers of two in 8…1024, got {r}")
+    if any(b < 1 for b in args.batches):
+        raise ValueError(f"--batches: positive batch sizes, got {args.batches}")
     if args.repeats < 1: raise ValueError(f"--repeats: at least 1, got {args.repeats}")
     if args.training_steps < 0: raise ValueError(f"--training-steps: 0 or more, got {args.training_steps}")
     return args
 
 def main(argv=None):
-    "Command line: `python -m hybridlat.bench [--resolutions 128 256 1024] [--batches 1 4] [--repeats 5] [--out f.json]`."
+    """Command line: `python -m hybridlat.bench [--resolutions 128 256 1024] [--batches 1 4] [--repeats 5]
+    [--out f.json]`."""
     try: args = parse_args(argv)
     except ValueError as e: _parser().error(str(e))
     res = run_benchmark(args.resolutions, args.batches, args.repeats, small=not args.no_small)

@@ -21,11 +21,13 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 from .datasets import align_photo, list_faces
-from .faces import NoFaceError, _pts, brow_raise, eye_openness, face_landmarks, head_pose, interocular_distance, mouth_opening
+from .faces import (NoFaceError, _pts, brow_raise, eye_openness, face_landmarks, head_pose,
+    interocular_distance, mouth_opening)
 from .images import atomic_path, from_uint8, to_uint8
 from .latents import generator_fingerprint, style_statistics
 from .resample import upsample2d
-from .stylespace import StyleLayout, conv_layer_names, deformation_layer_names, synthesis_from_s, w_plus_to_s
+from hybridlat.stylespace import (StyleLayout, conv_layer_names, deformation_layer_names, synthesis_from_s,
+    w_plus_to_s)
 from .synthesis import _split_by_block
 
 # %% ../nbs/31_channels.ipynb #1a808695
@@ -36,7 +38,8 @@ def cache_dir():
     return Path(os.environ.get('HYBRIDLAT_CACHE') or Path.home() / '.cache' / 'hybridlat') / 'channels'
 
 def _jsonable(v):
-    "Arrays and tensors as a hash of their shape, dtype and bytes; numpy scalars as Python numbers; the rest as repr."
+    """Arrays and tensors as a hash of their shape, dtype and bytes; numpy scalars as Python numbers; the rest
+    as repr."""
     if isinstance(v, torch.Tensor): v = v.detach().cpu().numpy()
     if isinstance(v, np.ndarray):
         v = np.ascontiguousarray(v)
@@ -49,7 +52,8 @@ def cache_key(name, **params):
     return f"{name}-{hashlib.blake2b(text.encode(), digest_size=12).hexdigest()}.npz"
 
 def cached(name, compute, cache=True, **params):
-    "compute() → {key: array}, stored under the hash of `params`; a later call with equal `params` loads it instead."
+    """compute() → {key: array}, stored under the hash of `params`; a later call with equal `params` loads it
+    instead."""
     if not cache or os.environ.get('HYBRIDLAT_NO_CACHE'): return compute()
     path = cache_dir() / cache_key(name, **params)
     if path.is_file():
@@ -75,7 +79,8 @@ def _draw(size, polys=(), lines=(), width=1):
     "Bool mask [size, size] of filled polygons and thick polylines (points as (x, y) pixel coordinates)."
     d = ImageDraw.Draw(im := Image.new('L', (size, size), 0))
     for p in polys: d.polygon([tuple(map(float, q)) for q in p], fill=1)
-    for p in lines: d.line([tuple(map(float, q)) for q in p], fill=1, width=max(1, int(round(width))), joint='curve')
+    for p in lines:
+        d.line([tuple(map(float, q)) for q in p], fill=1, width=max(1, int(round(width))), joint='curve')
     return np.array(im, bool)
 
 def _up(lms):
@@ -85,7 +90,8 @@ def _up(lms):
 
 def region_shapes(lms, size=128):
     "{region: bool [size, size]} of the (overlapping) region shapes of 68 landmarks in a size² image."
-    lms = _pts(lms); iod = float(interocular_distance(lms))
+    lms = _pts(lms)
+    iod = float(interocular_distance(lms))
     forehead = lms[26:16:-1] + _up(lms) * 0.6 * iod                                  # brows 26→17, lifted
     return {'mouth': _draw(size, [_scaled(lms[48:60], 1.3)]),
             'eyes': _draw(size, [_scaled(lms[36:42], 1.8), _scaled(lms[42:48], 1.8)]),
@@ -98,7 +104,8 @@ def region_masks(lms, size=128):
     "Disjoint masks [len(REGIONS), size, size] (bool) in `REGIONS` order: each pixel in exactly one region."
     shapes, taken, out = region_shapes(lms, size), np.zeros((size, size), bool), []
     for name in REGIONS[:-1]:
-        out.append(shapes[name] & ~taken); taken |= out[-1]
+        out.append(shapes[name] & ~taken)
+        taken |= out[-1]
     return np.stack(out + [~taken])
 
 # %% ../nbs/31_channels.ipynb #c6480cb7
@@ -108,12 +115,16 @@ def _landmarks_of_photos(paths, size):
     for p in paths:
         crop, _ = align_photo(p, size)
         if crop is None: continue
-        try: lms.append(face_landmarks(crop, upsample=1)); crops.append(crop)
-        except NoFaceError: continue
+        try:
+            lms.append(face_landmarks(crop, upsample=1))
+            crops.append(crop)
+        except NoFaceError:
+            continue
     return lms, crops
 
 def mean_landmarks(folder, n=30, size=128, seed=0, cache=True):
-    "(mean landmarks [68, 2], crops [K, size, size, 3] uint8) of up to `n` faces of `folder` aligned to size²."
+    """(mean landmarks [68, 2], crops [K, size, size, 3] uint8) of up to `n` faces of `folder` aligned to
+    size²."""
     paths = [p for p, _ in list_faces(folder, max_n=n, seed=seed)]
     def compute():
         lms, crops = _landmarks_of_photos(paths, size)
@@ -133,13 +144,15 @@ def overlay_regions(image, masks, alpha=0.45):
 
 # %% ../nbs/31_channels.ipynb #fbdec808
 def region_density(diff, masks):
-    "diff [B, 3, R, R], masks [n_regions, R, R] → [B, n_regions]: mean over each region of |diff| summed over RGB."
+    """diff [B, 3, R, R], masks [n_regions, R, R] → [B, n_regions]: mean over each region of |diff| summed
+    over RGB."""
     a = diff.abs().sum(1).flatten(1)                                                  # [B, R·R]
     m = torch.as_tensor(np.asarray(masks), dtype=a.dtype).flatten(1)                  # [n_regions, R·R]
     return a @ (m / m.sum(1, keepdim=True).clamp_min(1)).T
 
 def fd_density(render, base, steps, masks, batch_size=32):
-    "Region density [C, n_regions] of ∂render/∂base_c for each c of `base` [C], by forward differences with `steps` [C]."
+    """Region density [C, n_regions] of ∂render/∂base_c for each c of `base` [C], by forward differences with
+    `steps` [C]."""
     base, steps = torch.as_tensor(base).float(), torch.as_tensor(steps).float()
     x0, out = render(base[None]), []                                                  # [1, 3, R, R]
     for idx in torch.arange(len(base)).split(batch_size):
@@ -171,23 +184,30 @@ def layer_renderer(G, s, layer):
         styles = {k: (values if k == kind else v.expand(B, -1)) for k, v in by_block[res].items()}
         xb, ib = synthesis.block(res)(grow(x), grow(img), styles, 'const', None, False)
         for r in [r for r in synthesis.block_resolutions if r > res]:
-            if kind == 'torgb': ib = upsample2d(ib, synthesis.block(r).resample_filter)
-            else: xb, ib = synthesis.block(r)(xb, ib, {k: v.expand(B, -1) for k, v in by_block[r].items()}, 'const', None, False)
+            if kind == 'torgb':
+                ib = upsample2d(ib, synthesis.block(r).resample_filter)
+            else:
+                xb, ib = synthesis.block(r)(
+                    xb, ib, {k: v.expand(B, -1) for k, v in by_block[r].items()}, 'const', None, False
+                )
         return ib
     return render
 
 # %% ../nbs/31_channels.ipynb #e63771e2
 def pick_channels(layout, layers=None, channels_per_layer=None):
-    "Flat S indices of `channels_per_layer` evenly spaced channels (all if None) of each of `layers` (default: all)."
+    """Flat S indices of `channels_per_layer` evenly spaced channels (all if None) of each of `layers`
+    (default: all)."""
     out = []
     for name in layers or layout.names:
-        i = layout.layer_index(name); n = layout.channels[i]
-        k = n if channels_per_layer is None else min(n, channels_per_layer)            # evenly spaced, ends included
+        i = layout.layer_index(name)
+        n = layout.channels[i]
+        k = n if channels_per_layer is None else min(n, channels_per_layer)  # evenly spaced, ends included
         out += list(layout.offsets[i] + np.linspace(0, n - 1, k).round().astype(int))
     return np.array(sorted(set(out)))
 
 def sample_masks(image, fallback_landmarks, landmarks_size=128):
-    "(masks of a [3, R, R] image from its own landmarks if dlib finds its face, else from the fallback (given for a landmarks_size² image); found?)."
+    """(masks of a [3, R, R] image from its own landmarks if dlib finds its face, else from the fallback
+    (given for a landmarks_size² image); found?)."""
     img, R = to_uint8(image[None])[0], image.shape[-1]
     try: return region_masks(face_landmarks(img, upsample=1), R), True
     except NoFaceError: return region_masks(np.asarray(fallback_landmarks) * R / landmarks_size, R), False
@@ -196,7 +216,9 @@ def _density_of_sample(G, s, channels, layout, steps, masks, batch_size):
     "[len(channels), n_regions] densities of one sample, layer by layer."
     out = np.zeros((len(channels), masks.shape[0]), np.float32)
     for i, name in enumerate(layout.names):
-        sel = np.flatnonzero((channels >= layout.offsets[i]) & (channels < layout.offsets[i] + layout.channels[i]))
+        sel = np.flatnonzero(
+            (channels >= layout.offsets[i]) & (channels < layout.offsets[i] + layout.channels[i])
+        )
         if not len(sel): continue                                                     # layer not analysed
         cols, f = channels[sel] - layout.offsets[i], layer_renderer(G, s, name)
         render = lambda v: f(s[name].repeat(len(v), 1).index_copy(1, torch.as_tensor(cols), v))
@@ -204,15 +226,18 @@ def _density_of_sample(G, s, channels, layout, steps, masks, batch_size):
     return out
 
 @torch.no_grad()
-def _locality_arrays(G, seeds, channels, eps, truncation_psi, landmarks, landmarks_size, batch_size, progress):
+def _locality_arrays(
+    G, seeds, channels, eps, truncation_psi, landmarks, landmarks_size, batch_size, progress
+):
     layout = StyleLayout.from_generator(G)
     std = torch.as_tensor(style_statistics(G, 500).std.copy()).clamp_min(1e-3)                 # [n_channels]
     dens, found = [], []                                                             # per sample
     for seed in tqdm(seeds, desc='locality', disable=not progress):
         s = w_plus_to_s(G, G.sample_ws([seed], truncation_psi=truncation_psi))
         m, ok = sample_masks(synthesis_from_s(G, s)[0], landmarks, landmarks_size)
-        dens.append(_density_of_sample(G, s, channels, layout, std * eps, m, batch_size)); found.append(ok)
-    per_std = np.mean(dens, 0) * std[channels, None].numpy()                         # |Δx| per std of the channel
+        dens.append(_density_of_sample(G, s, channels, layout, std * eps, m, batch_size))
+        found.append(ok)
+    per_std = np.mean(dens, 0) * std[channels, None].numpy()  # |Δx| per std of the channel
     return {'channels': channels, 'density': per_std, 'detected': np.array(found)}
 
 # %% ../nbs/31_channels.ipynb #843bb31e
@@ -226,36 +251,74 @@ class Locality:
     regions: tuple = REGIONS
 
     @property
-    def score(self): return self.density / np.maximum(self.density.sum(1, keepdims=True), 1e-12)   # [K, n_regions]
+    # [K, n_regions]
+    def score(self): return self.density / np.maximum(self.density.sum(1, keepdims=True), 1e-12)
     @property
     def top_region(self): return np.array(self.regions)[self.score.argmax(1)]                      # [K]
     @property
-    def exclusivity(self): return self.score.max(1)                                                # [K], 1/n … 1
-    def layer_of(self): return np.array([self.layout.names[self.layout.layer_channel(int(c))[0]] for c in self.channels])
-    def __repr__(self): return f'Locality({len(self.channels)} channels, {len(self.detected)} samples, {int(self.detected.sum())} detected)'
+    def exclusivity(self): return self.score.max(1)  # [K], 1/n … 1
+    def layer_of(self):
+        return np.array([self.layout.names[self.layout.layer_channel(int(c))[0]] for c in self.channels])
+    def __repr__(self):
+        return (f'Locality({len(self.channels)} channels, {len(self.detected)} samples, '
+                f'{int(self.detected.sum())} detected)')
 
-def locality_analysis(G, n_samples=4, layers=None, channels_per_layer=None, eps=0.1, seed=0, truncation_psi=0.7,
-                      landmarks=None, landmarks_size=128, batch_size=32, cache=True, progress=True):
-    "`Locality` of the chosen channels of G over `n_samples` random samples (regions from `landmarks` unless detected)."
+def locality_analysis(
+    G,
+    n_samples=4,
+    layers=None,
+    channels_per_layer=None,
+    eps=0.1,
+    seed=0,
+    truncation_psi=0.7,
+    landmarks=None,
+    landmarks_size=128,
+    batch_size=32,
+    cache=True,
+    progress=True,
+):
+    """`Locality` of the chosen channels of G over `n_samples` random samples (regions from `landmarks` unless
+    detected)."""
     layout = StyleLayout.from_generator(G)
-    if landmarks is None: raise ValueError("landmarks (e.g. mean_landmarks(...)[0]) are needed for the regions")
+    if landmarks is None:
+        raise ValueError("landmarks (e.g. mean_landmarks(...)[0]) are needed for the regions")
     channels, seeds = pick_channels(layout, layers, channels_per_layer), list(range(seed, seed + n_samples))
     lms = np.asarray(landmarks, np.float32)
-    a = cached('locality', lambda: _locality_arrays(G, seeds, channels, eps, truncation_psi, lms, landmarks_size,
-                                                    batch_size, progress), cache,
-               G=generator_fingerprint(G), seeds=seeds, channels=channels, eps=eps, psi=truncation_psi,
-               landmarks=lms, landmarks_size=landmarks_size, batch_size=batch_size)
+    a = cached(
+        'locality',
+        lambda: _locality_arrays(
+            G, seeds, channels, eps, truncation_psi, lms, landmarks_size, batch_size, progress
+        ),
+        cache,
+        G=generator_fingerprint(G),
+        seeds=seeds,
+        channels=channels,
+        eps=eps,
+        psi=truncation_psi,
+        landmarks=lms,
+        landmarks_size=landmarks_size,
+        batch_size=batch_size,
+    )
     return Locality(layout, a['channels'], a['density'], a['detected'])
 
 # %% ../nbs/31_channels.ipynb #2e7fb005
 def top_channels(loc, region, k=8):
-    "Rows (layer, channel, flat index, score, exclusivity, magnitude) of the `k` channels most local to `region`."
+    """Rows (layer, channel, flat index, score, exclusivity, magnitude) of the `k` channels most local to
+    `region`."""
     r = loc.regions.index(region)
     order = np.lexsort((-loc.density.sum(1), -loc.score[:, r]))[:k]
     names = loc.layer_of()
-    return [dict(layer=names[j], channel=int(loc.layout.layer_channel(int(loc.channels[j]))[1]), index=int(loc.channels[j]),
-                 score=float(loc.score[j, r]), top_region=str(loc.top_region[j]), magnitude=float(loc.density[j].sum()))
-            for j in order]
+    return [
+        dict(
+            layer=names[j],
+            channel=int(loc.layout.layer_channel(int(loc.channels[j]))[1]),
+            index=int(loc.channels[j]),
+            score=float(loc.score[j, r]),
+            top_region=str(loc.top_region[j]),
+            magnitude=float(loc.density[j].sum()),
+        )
+        for j in order
+    ]
 
 def layer_region_table(loc):
     "(layer names, [n_layers, n_regions] mean locality score of each analysed layer's channels)."
@@ -285,33 +348,50 @@ def _demean(a, groups):
     return out
 
 def channel_correlation(codes, measures, groups=None):
-    "Pearson r [K, n_measures] of each column of codes [T, K] with each measure ([T] each), within `groups` if given."
+    """Pearson r [K, n_measures] of each column of codes [T, K] with each measure ([T] each), within `groups`
+    if given."""
     c = np.asarray(codes, np.float64)                                           # [T, K]
     m = np.stack([np.asarray(v, np.float64) for v in measures.values()], 1)   # [T, M]
     if groups is not None: c, m = _demean(c, groups), _demean(m, groups)
-    z = lambda a: (a - a.mean(0)) / np.where(a.std(0) > 1e-9 * (1 + np.abs(a).max(0)), a.std(0), np.nan)   # NaN: constant
+    # NaN: constant
+    z = lambda a: (a - a.mean(0)) / np.where(a.std(0) > 1e-9 * (1 + np.abs(a).max(0)), a.std(0), np.nan)
     return z(c).T @ z(m) / len(c)
 
 # %% ../nbs/31_channels.ipynb #004fb852
 def clip_frames(path, n_frames=8, fps=5, size=128):
-    "(aligned crops [T, size, size, 3] uint8, landmarks [T, 68, 2] in crop coordinates, detected [T]) of a clip."
+    """(aligned crops [T, size, size, 3] uint8, landmarks [T, 68, 2] in crop coordinates, detected [T]) of a
+    clip."""
     from hybridlat.video import read_video
     from hybridlat.faces import align_frames
     clip = read_video(path, fps=fps, max_frames=n_frames)
     faces = align_frames(clip.frames, size)
-    return np.stack([f.image for f in faces]), np.stack([f.landmarks for f in faces]), np.array([f.detected for f in faces])
+    return (
+        np.stack([f.image for f in faces]),
+        np.stack([f.landmarks for f in faces]),
+        np.array([f.detected for f in faces]),
+    )
 
 def invert_frames(G, frames, steps=50, cache=True, project=None, **project_kwargs):
-    "Flat S codes [T, n_channels] of aligned uint8 frames [T, R, R, 3], by `project` (default `hybridlat.inversion.project`)."
+    """Flat S codes [T, n_channels] of aligned uint8 frames [T, R, R, 3], by `project` (default
+    `hybridlat.inversion.project`)."""
     if project is None:
         from hybridlat.inversion import project
         project_kwargs = {'progress': False, **project_kwargs}
     def compute():
-        with torch.enable_grad(): inv = project(G, from_uint8(frames), space='S', steps=steps, **project_kwargs)
+        with torch.enable_grad():
+            inv = project(G, from_uint8(frames), space='S', steps=steps, **project_kwargs)
         return {'codes': inv.styles.to_flat().detach().cpu().numpy()}
-    key = {k: v for k, v in project_kwargs.items() if k != 'progress'}                 # progress bars change nothing
-    return cached('inversion', compute, cache, G=generator_fingerprint(G), frames=np.asarray(frames), steps=steps,
-                  project=f'{project.__module__}.{project.__qualname__}', **key)['codes']
+    key = {k: v for k, v in project_kwargs.items() if k != 'progress'}  # progress bars change nothing
+    return cached(
+        'inversion',
+        compute,
+        cache,
+        G=generator_fingerprint(G),
+        frames=np.asarray(frames),
+        steps=steps,
+        project=f'{project.__module__}.{project.__qualname__}',
+        **key,
+    )['codes']
 
 # %% ../nbs/31_channels.ipynb #66deb960
 @dataclass
@@ -322,17 +402,24 @@ class Motion:
     measures: dict        # {measure: [T]} per frame
     n_frames: int         # frames correlated
     n_clips: int = 1      # clips they come from (each clip's mean was removed)
-    def r_min(self, alpha=0.01): return significant_r(self.n_frames - self.n_clips + 1, alpha)   # one dof per clip mean
-    def strength(self): return np.nan_to_num(np.abs(self.r)).max(1)             # [n_channels]: best |r| over measures
+    # one dof per clip mean
+    def r_min(self, alpha=0.01): return significant_r(self.n_frames - self.n_clips + 1, alpha)
+    def strength(self): return np.nan_to_num(np.abs(self.r)).max(1)  # [n_channels]: best |r| over measures
     def best_measure(self): return np.array(MEASURES)[np.nan_to_num(np.abs(self.r), nan=-1).argmax(1)]
 
-def motion_analysis(G, clips, n_frames=8, fps=5, steps=50, cache=True, progress=True, project=None, **project_kwargs):
+def motion_analysis(
+    G, clips, n_frames=8, fps=5, steps=50, cache=True, progress=True, project=None, **project_kwargs
+):
     "`Motion` of G's S channels over `n_frames` aligned frames of each clip in `clips`."
     codes, lms = [], []
     for path in tqdm(clips, desc='clips', disable=not progress):
         frames, l, _ = clip_frames(path, n_frames, fps, G.img_resolution)
-        codes.append(invert_frames(G, frames, steps, cache, project, **project_kwargs)); lms.append(l)
-    meas, clip = motion_measures(np.concatenate(lms), G.img_resolution), np.repeat(np.arange(len(lms)), [len(l) for l in lms])
+        codes.append(invert_frames(G, frames, steps, cache, project, **project_kwargs))
+        lms.append(l)
+    meas, clip = (
+        motion_measures(np.concatenate(lms), G.img_resolution),
+        np.repeat(np.arange(len(lms)), [len(l) for l in lms]),
+    )
     r = channel_correlation(np.concatenate(codes), meas, groups=clip)
     return Motion(StyleLayout.from_generator(G), r, meas, len(clip), len(lms))
 
@@ -341,33 +428,58 @@ def motion_table(motion, measure, k=8):
     "Rows (layer, channel, flat index, r) of the `k` channels most correlated (|r|) with `measure`."
     j = MEASURES.index(measure)
     order = np.argsort(-np.nan_to_num(np.abs(motion.r[:, j])))[:k]
-    return [dict(layer=motion.layout.names[motion.layout.layer_channel(int(c))[0]],
-                 channel=motion.layout.layer_channel(int(c))[1], index=int(c), r=float(motion.r[c, j])) for c in order]
+    return [
+        dict(
+            layer=motion.layout.names[motion.layout.layer_channel(int(c))[0]],
+            channel=motion.layout.layer_channel(int(c))[1],
+            index=int(c),
+            r=float(motion.r[c, j]),
+        )
+        for c in order
+    ]
 
 def motion_heatmap(motion, title='mean |r| with motion: layer × measure'):
     "Plotly heatmap of each layer's mean |Pearson r| with each measure."
     L = motion.layout
     table = np.stack([np.nanmean(np.abs(motion.r[o:o + c]), 0) for o, c in zip(L.offsets, L.channels)])
-    return px.imshow(table, x=list(MEASURES), y=list(L.names), color_continuous_scale='Viridis', aspect='auto',
-                     title=title, labels=dict(color='|r|')).update_layout(height=420, width=560)
+    return px.imshow(
+        table,
+        x=list(MEASURES),
+        y=list(L.names),
+        color_continuous_scale='Viridis',
+        aspect='auto',
+        title=title,
+        labels=dict(color='|r|'),
+    ).update_layout(height=420, width=560)
 
 # %% ../nbs/31_channels.ipynb #000896ca
 def significant_r(n, alpha=0.01):
-    "The |Pearson r| that `n` independent pairs exceed with probability `alpha` when uncorrelated (two-sided t test)."
+    """The |Pearson r| that `n` independent pairs exceed with probability `alpha` when uncorrelated (two-sided
+    t test)."""
     from scipy.stats import t as student_t
     if n < 4: raise ValueError(f"need at least 4 frames to test a correlation, got {n}")
     return float((t := student_t.ppf(1 - alpha / 2, n - 2)) / np.sqrt(n - 2 + t * t))
 
 # %% ../nbs/31_channels.ipynb #8fcf5186
 def layer_evidence(loc, motion, local_min=2 / len(REGIONS), alpha=0.01):
-    "One row per conv layer: channels, fraction face-local (of those analysed), fraction motion-correlated, evidence."
+    """One row per conv layer: channels, fraction face-local (of those analysed), fraction motion-correlated,
+    evidence."""
     face = np.isin(loc.top_region, FACE_REGIONS) & (loc.exclusivity >= local_min)
     strong, names, rows = motion.strength() >= motion.r_min(alpha), loc.layer_of(), []
     for n in conv_layer_names(loc.layout):
-        i = loc.layout.layer_index(n); o, c = loc.layout.offsets[i], loc.layout.channels[i]
+        i = loc.layout.layer_index(n)
+        o, c = loc.layout.offsets[i], loc.layout.channels[i]
         f_local = float(face[names == n].mean()) if (names == n).any() else float('nan')
         f_motion = float(strong[o:o + c].mean())
-        rows.append(dict(layer=n, channels=c, face_local=f_local, motion=f_motion, evidence=float(np.nanmean([f_local, f_motion]))))
+        rows.append(
+            dict(
+                layer=n,
+                channels=c,
+                face_local=f_local,
+                motion=f_motion,
+                evidence=float(np.nanmean([f_local, f_motion])),
+            )
+        )
     return rows
 
 def best_prefix(evidence):
@@ -383,18 +495,31 @@ def recommend_deformation(loc, motion, local_min=2 / len(REGIONS), alpha=0.01):
     layers = [r['layer'] for r in rows[:k]]
     face = loc.channels[np.isin(loc.top_region, FACE_REGIONS) & (loc.exclusivity >= local_min)]
     strong = np.flatnonzero(motion.strength() >= motion.r_min(alpha))
-    in_layers = lambda idx: [int(c) for c in idx if loc.layout.names[loc.layout.layer_channel(int(c))[0]] in layers]
-    return dict(layers=layers, count=k, channels=sorted(set(in_layers(face)) | set(in_layers(strong))),
-                paper=deformation_layer_names(loc.layout), evidence=rows, chance=1 - (1 - alpha) ** len(MEASURES))
+    in_layers = lambda idx: [
+        int(c) for c in idx if loc.layout.names[loc.layout.layer_channel(int(c))[0]] in layers
+    ]
+    return dict(
+        layers=layers,
+        count=k,
+        channels=sorted(set(in_layers(face)) | set(in_layers(strong))),
+        paper=deformation_layer_names(loc.layout),
+        evidence=rows,
+        chance=1 - (1 - alpha) ** len(MEASURES),
+    )
 
 def plot_evidence(rec, ax=None):
-    "Per-layer fractions and the cumulative evidence above average, with the recommended and the paper's ranges."
-    ev = rec['evidence']; x = np.arange(len(ev)); e = np.array([r['evidence'] for r in ev])
+    """Per-layer fractions and the cumulative evidence above average, with the recommended and the paper's
+    ranges."""
+    ev = rec['evidence']
+    x = np.arange(len(ev))
+    e = np.array([r['evidence'] for r in ev])
     ax = ax or plt.subplots(figsize=(8, 3))[1]
-    ax.plot(x, [r['face_local'] for r in ev], 'o-', label='face-local'); ax.plot(x, [r['motion'] for r in ev], 's-', label='motion-correlated')
+    ax.plot(x, [r['face_local'] for r in ev], 'o-', label='face-local')
+    ax.plot(x, [r['motion'] for r in ev], 's-', label='motion-correlated')
     ax.plot(x, np.cumsum(e - e.mean()), 'k--', label='cumulative evidence − mean')
     ax.axhline(rec['chance'], color='grey', lw=0.8, label='motion-correlated by chance')
-    ax.axvline(rec['count'] - 0.5, color='C3', label=f"recommended: {rec['count']}"); ax.axvline(len(rec['paper']) - 0.5, color='C2', ls=':', label=f"paper: {len(rec['paper'])}")
+    ax.axvline(rec['count'] - 0.5, color='C3', label=f"recommended: {rec['count']}")
+    ax.axvline(len(rec['paper']) - 0.5, color='C2', ls=':', label=f"paper: {len(rec['paper'])}")
     ax.set_xticks(x, [r['layer'] for r in ev], rotation=60, fontsize=7)
     ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1, 0.5), frameon=False)
     return ax

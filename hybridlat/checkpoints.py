@@ -33,18 +33,27 @@ def check_finite_weights(module, source):
     return module
 
 def _finish(kwargs, weights, resolution, source, fmt, meta=None):
-    "Check the size, build `Generator(**kwargs)`, load `weights(G)` strictly (naming what does not fit), note the origin."
+    """Check the size, build `Generator(**kwargs)`, load `weights(G)` strictly (naming what does not fit),
+    note the origin."""
     res = kwargs.get('img_resolution', 1024)
     if resolution is not None and int(res) != int(resolution):
         raise CheckpointError(f"{source}: checkpoint is {res}×{res}, expected {resolution}×{resolution}")
-    try: G = Generator(**kwargs)
-    except (TypeError, ValueError) as e: raise CheckpointError(f"{source}: cannot build a Generator from {kwargs}: {e}") from None
+    try:
+        G = Generator(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{source}: cannot build a Generator from {kwargs}: {e}") from None
     sd, ours = weights(G), G.state_dict()
     missing, extra = [k for k in ours if k not in sd], [k for k in sd if k not in ours]
-    bad = [f'{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}' for k, v in ours.items() if k in sd and sd[k].shape != v.shape]
+    bad = [
+        f'{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}'
+        for k, v in ours.items()
+        if k in sd and sd[k].shape != v.shape
+    ]
     if missing or extra or bad:
-        raise CheckpointError(f"{source}: weights do not fit the Generator: missing {missing[:3]}, unexpected {extra[:3]}, "
-                              f"wrong shape {bad[:3]}")
+        raise CheckpointError(
+            f"{source}: weights do not fit the Generator: missing {missing[:3]}, unexpected {extra[:3]}, "
+            f"wrong shape {bad[:3]}"
+        )
     G.load_state_dict({k: sd[k].to(v.dtype) for k, v in ours.items()}, strict=True)
     check_finite_weights(G, source)
     G.checkpoint_info = dict(format=fmt, path=str(source), meta=meta or {})
@@ -63,48 +72,71 @@ def sniff_checkpoint(path):
     if head.startswith(b'PK\x03\x04'):
         try:
             with zipfile.ZipFile(path) as z: names = z.namelist()
-        except zipfile.BadZipFile: raise CheckpointError(f"{path}: zip archive is truncated or corrupt") from None
+        except zipfile.BadZipFile:
+            raise CheckpointError(f"{path}: zip archive is truncated or corrupt") from None
         if any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names): return 'torch'
-        raise CheckpointError(f"{path}: a zip archive but not a torch checkpoint (no data.pkl among {names[:3]})")
+        raise CheckpointError(
+            f"{path}: a zip archive but not a torch checkpoint (no data.pkl among {names[:3]})"
+        )
     if head[0] == 0x80 and 2 <= head[1] <= 5: return 'pickle'
-    raise CheckpointError(f"{path}: not a generator checkpoint (neither a torch.save file nor a pickle; starts with {head[:8]!r})")
+    raise CheckpointError(
+        f"{path}: not a generator checkpoint (neither a torch.save file nor a pickle; starts with "
+        f"{head[:8]!r})"
+    )
 
 # %% ../nbs/09_checkpoints.ipynb #75b61ac8
 FORMAT, VERSION = 'hybridlat.generator', 1
 
 def save_module_checkpoint(module, path, fmt, version=1, **meta):
-    "Write `module` as config JSON (its `init_kwargs`) + state dict + JSON-able `meta`, tagged `fmt`, atomically."
-    try: meta = json.loads(json.dumps(meta))
-    except (TypeError, ValueError) as e: raise CheckpointError(f"meta must be JSON-serialisable: {e}") from None
+    """Write `module` as config JSON (its `init_kwargs`) + state dict + JSON-able `meta`, tagged `fmt`,
+    atomically."""
+    try:
+        meta = json.loads(json.dumps(meta))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"meta must be JSON-serialisable: {e}") from None
     ckpt = dict(format=fmt, version=version, config=json.dumps(module.init_kwargs), meta=meta,
                 state_dict={k: v.detach().cpu() for k, v in module.state_dict().items()})
     with atomic_path(path) as tmp: torch.save(ckpt, tmp)
     return Path(path)
 
 def save_generator(G, path, **meta):
-    "Write `G` as a hybridlat checkpoint (config JSON + state dict + JSON-able `meta`), atomically; returns the path."
+    """Write `G` as a hybridlat checkpoint (config JSON + state dict + JSON-able `meta`), atomically; returns
+    the path."""
     return save_module_checkpoint(G, path, FORMAT, VERSION, **meta)
 
 def _from_hybridlat(ckpt, resolution, source):
     if ckpt.get('version') != VERSION:
-        raise CheckpointError(f"{source}: hybridlat checkpoint version {ckpt.get('version')!r}; this hybridlat reads {VERSION}")
-    return _finish(json.loads(ckpt['config']), lambda G: ckpt['state_dict'], resolution, source, 'hybridlat', ckpt.get('meta'))
+        raise CheckpointError(
+            f"{source}: hybridlat checkpoint version {ckpt.get('version')!r}; this hybridlat reads {VERSION}"
+        )
+    return _finish(
+        json.loads(ckpt['config']),
+        lambda G: ckpt['state_dict'],
+        resolution,
+        source,
+        'hybridlat',
+        ckpt.get('meta'),
+    )
 
 # %% ../nbs/09_checkpoints.ipynb #65b034de
 class _Stub(dict):
-    "Stands in for any global while auditing a pickle: accepts every construction and every update, does nothing."
+    """Stands in for any global while auditing a pickle: accepts every construction and every update, does
+    nothing."""
     def __new__(cls, *args, **kwargs): return dict.__new__(cls)
     def __init__(self, *args, **kwargs): pass
     def __setstate__(self, *args): pass
     append = extend = __setstate__
 
 class _Auditor(pickle.Unpickler):
-    def __init__(self, f): super().__init__(f); self.seen = []
+    def __init__(self, f):
+        super().__init__(f)
+        self.seen = []
     def find_class(self, module, name):
         if f'{module}.{name}' not in self.seen: self.seen.append(f'{module}.{name}')
         return _Stub
 def pickle_globals(data):
-    "The globals (`module.name`) a pickle (bytes or path) would import and call, in order; nothing is imported or run."
+    """The globals (`module.name`) a pickle (bytes or path) would import and call, in order; nothing is
+    imported or run."""
     auditor = _Auditor(io.BytesIO(data if isinstance(data, bytes) else Path(data).read_bytes()))
     auditor.load()
     return auditor.seen
@@ -116,12 +148,13 @@ class PersistedObject:
     class_name: str   # e.g. 'Generator', 'SynthesisBlock'
     version: int      # persistence format version (6 in the released code)
     module_src: str   # source of the module that defined the class (unexecuted)
-    state: dict       # the object's __dict__: attributes, _init_args/_init_kwargs, _parameters, _buffers, _modules
+    state: dict  # the object's __dict__: attributes, _init_args/_init_kwargs, _parameters, _buffers, _modules
     @property
     def init_kwargs(self): return _plain(self.state.get('_init_kwargs') or {})
     @property
     def children(self): return {k: v for k, v in (self.state.get('_modules') or {}).items() if v is not None}
-    def child(self, dotted): return functools.reduce(lambda obj, name: obj.children[name], dotted.split('.'), self)
+    def child(self, dotted):
+        return functools.reduce(lambda obj, name: obj.children[name], dotted.split('.'), self)
     def __repr__(self): return f"PersistedObject({self.class_name!r}, children={list(self.children)})"
 
 def _plain(obj):
@@ -134,31 +167,40 @@ def _persisted_record(meta):
     "Stand-in for `torch_utils.persistence._reconstruct_persistent_obj`: keep the record, run nothing."
     if not isinstance(meta, dict) or meta.get('type') != 'class' or not isinstance(meta.get('state'), dict):
         raise CheckpointError("a persisted object in the pickle is not of NVIDIA's 'class' kind")
-    return PersistedObject(str(meta.get('class_name')), meta.get('version'), str(meta.get('module_src', '')), dict(meta['state']))
+    return PersistedObject(
+        str(meta.get('class_name')), meta.get('version'), str(meta.get('module_src', '')), dict(meta['state'])
+    )
 
 # %% ../nbs/09_checkpoints.ipynb #b117ab0a
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
     if not isinstance(storage, torch.storage.TypedStorage) or hooks:
-        raise UnsafeCheckpointError("a tensor in the pickle is not a plain tensor over a weights-only storage")
+        raise UnsafeCheckpointError(
+            "a tensor in the pickle is not a plain tensor over a weights-only storage"
+        )
     return torch._utils._rebuild_tensor_v2(storage, offset, size, stride, False, collections.OrderedDict())
 def _rebuild_parameter(data, requires_grad=False, hooks=None, state=None):
-    if not isinstance(data, torch.Tensor): raise UnsafeCheckpointError("a parameter in the pickle holds no tensor")
+    if not isinstance(data, torch.Tensor):
+        raise UnsafeCheckpointError("a parameter in the pickle holds no tensor")
     return data
 def _storage_from_bytes(b):
     "torch.storage._load_from_bytes, but through torch's weights-only loader."
-    try: return torch.load(io.BytesIO(b), weights_only=True, map_location='cpu')
-    except pickle.UnpicklingError as e: raise UnsafeCheckpointError(f"a tensor storage in the pickle is not plain data: {e}") from None
+    try:
+        return torch.load(io.BytesIO(b), weights_only=True, map_location='cpu')
+    except pickle.UnpicklingError as e:
+        raise UnsafeCheckpointError(f"a tensor storage in the pickle is not plain data: {e}") from None
 
 def _np_dtype(*args):
     d = np.dtype(*args)
-    if d.hasobject: raise UnsafeCheckpointError("numpy object arrays are refused: they can hold arbitrary objects")
+    if d.hasobject:
+        raise UnsafeCheckpointError("numpy object arrays are refused: they can hold arbitrary objects")
     return d
 def _np_scalar(dtype, data): return np.frombuffer(data, dtype=dtype)[0]
 def _np_reconstruct(subtype, shape, typecode):
     if subtype is not np.ndarray: raise UnsafeCheckpointError(f"refusing numpy array subclass {subtype!r}")
     return np.ndarray.__new__(np.ndarray, shape, _np_dtype(typecode))   # object typecodes are refused first
 def _latin1(text, encoding='latin1'):
-    if encoding not in ('latin1', 'latin-1'): raise UnsafeCheckpointError(f"refusing _codecs.encode with {encoding!r}")
+    if encoding not in ('latin1', 'latin-1'):
+        raise UnsafeCheckpointError(f"refusing _codecs.encode with {encoding!r}")
     return text.encode('latin1')
 class TFNetworkRecord(dict):
     "Stand-in for `dnnlib.tflib.network.Network` (TF-era pickles): its state, `build_module_src` never run."
@@ -166,23 +208,34 @@ class TFNetworkRecord(dict):
 
 SAFE_GLOBALS = {
     ('torch_utils.persistence', '_reconstruct_persistent_obj'): _persisted_record,
-    ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor, ('torch.storage', '_load_from_bytes'): _storage_from_bytes,
+    ('torch._utils', '_rebuild_tensor_v2'): _rebuild_tensor,
+    ('torch.storage', '_load_from_bytes'): _storage_from_bytes,
     ('torch._utils', '_rebuild_parameter'): _rebuild_parameter,
     ('torch._utils', '_rebuild_parameter_with_state'): _rebuild_parameter,
-    ('collections', 'OrderedDict'): collections.OrderedDict, ('_codecs', 'encode'): _latin1,
-    ('builtins', 'set'): set, ('builtins', 'frozenset'): frozenset, ('__builtin__', 'set'): set, ('__builtin__', 'frozenset'): frozenset,
-    ('dnnlib.util', 'EasyDict'): dict, ('dnnlib', 'EasyDict'): dict,            # EasyDict: a dict with attribute access
+    ('collections', 'OrderedDict'): collections.OrderedDict,
+    ('_codecs', 'encode'): _latin1,
+    ('builtins', 'set'): set,
+    ('builtins', 'frozenset'): frozenset,
+    ('__builtin__', 'set'): set,
+    ('__builtin__', 'frozenset'): frozenset,
+    ('dnnlib.util', 'EasyDict'): dict,
+    ('dnnlib', 'EasyDict'): dict,  # EasyDict: a dict with attribute access
     ('dnnlib.tflib.network', 'Network'): TFNetworkRecord,
-    ('numpy', 'dtype'): _np_dtype, ('numpy', 'ndarray'): np.ndarray,
-    ('numpy.core.multiarray', 'scalar'): _np_scalar, ('numpy._core.multiarray', 'scalar'): _np_scalar,
-    ('numpy.core.multiarray', '_reconstruct'): _np_reconstruct, ('numpy._core.multiarray', '_reconstruct'): _np_reconstruct,
+    ('numpy', 'dtype'): _np_dtype,
+    ('numpy', 'ndarray'): np.ndarray,
+    ('numpy.core.multiarray', 'scalar'): _np_scalar,
+    ('numpy._core.multiarray', 'scalar'): _np_scalar,
+    ('numpy.core.multiarray', '_reconstruct'): _np_reconstruct,
+    ('numpy._core.multiarray', '_reconstruct'): _np_reconstruct,
 }
 _ALIASES = {'posix': 'os', 'nt': 'os', '__builtin__': 'builtins'}   # where os.system / print live in a pickle
 def _refuse(name, why):
     "The error for a refused global `name` ('posix.system' is also called os.system)."
     module, _, attr = name.partition('.')
     alias = f" (i.e. {_ALIASES[module]}.{attr})" if module in _ALIASES else ''
-    return UnsafeCheckpointError(f"refusing to load global '{name}'{alias}: {why}; nothing from this file was run")
+    return UnsafeCheckpointError(
+        f"refusing to load global '{name}'{alias}: {why}; nothing from this file was run"
+    )
 
 class SafeUnpickler(pickle.Unpickler):
     "An unpickler that maps the globals in `SAFE_GLOBALS` to data-only stand-ins and refuses every other one."
@@ -193,11 +246,16 @@ class SafeUnpickler(pickle.Unpickler):
 def safe_unpickle(path):
     "Unpickle `path` with `SafeUnpickler`; a truncated or garbled file becomes a clear `CheckpointError`."
     with open(path, 'rb') as f:
-        try: return SafeUnpickler(f).load()
-        except CheckpointError: raise
-        except UnsafeCheckpointError as e: raise UnsafeCheckpointError(f"{path}: {e}") from None
+        try:
+            return SafeUnpickler(f).load()
+        except CheckpointError:
+            raise
+        except UnsafeCheckpointError as e:
+            raise UnsafeCheckpointError(f"{path}: {e}") from None
         except Exception as e:
-            raise CheckpointError(f"{path}: pickle is truncated or corrupt ({type(e).__name__}: {e})") from None
+            raise CheckpointError(
+                f"{path}: pickle is truncated or corrupt ({type(e).__name__}: {e})"
+            ) from None
 
 # %% ../nbs/09_checkpoints.ipynb #1f85d669
 def persisted_state_dict(obj, prefix=''):
@@ -205,23 +263,31 @@ def persisted_state_dict(obj, prefix=''):
     st, out = obj.state, {}
     transient = set(st.get('_non_persistent_buffers_set') or ())
     out.update({prefix + k: v for k, v in (st.get('_parameters') or {}).items() if v is not None})
-    out.update({prefix + k: v for k, v in (st.get('_buffers') or {}).items() if v is not None and k not in transient})
+    out.update(
+        {prefix + k: v for k, v in (st.get('_buffers') or {}).items() if v is not None and k not in transient}
+    )
     for k, child in obj.children.items():
-        if not isinstance(child, PersistedObject): raise CheckpointError(f"sub-module {prefix}{k} is not a persisted object")
+        if not isinstance(child, PersistedObject):
+            raise CheckpointError(f"sub-module {prefix}{k} is not a persisted object")
         out.update(persisted_state_dict(child, f'{prefix}{k}.'))
     return out
 
 _G_ARGS = ('z_dim', 'c_dim', 'w_dim', 'img_resolution', 'img_channels')
-_TRAINING_ONLY = {'fused_modconv_default', 'freeze_layers', 'freeze_embed'}   # no effect on a frozen generator's output
+# no effect on a frozen generator's output
+_TRAINING_ONLY = {'fused_modconv_default', 'freeze_layers', 'freeze_embed'}
 def nvidia_generator_kwargs(obj):
-    "Our `Generator` kwargs from a persisted NVIDIA StyleGAN2 generator (stylegan2-ada-pytorch or the stylegan3 repo)."
-    args = _plain(obj.state.get('_init_args') or ())                        # NVIDIA's code passes kwargs, but be safe
+    """Our `Generator` kwargs from a persisted NVIDIA StyleGAN2 generator (stylegan2-ada-pytorch or the
+    stylegan3 repo)."""
+    args = _plain(obj.state.get('_init_args') or ())  # NVIDIA's code passes kwargs, but be safe
     kw = {**dict(zip(_G_ARGS + ('mapping_kwargs', 'synthesis_kwargs'), args)), **obj.init_kwargs}
     top = {k: _plain(kw.pop(k, obj.state.get(k))) for k in _G_ARGS}
     mapping = {k: v for k, v in (kw.pop('mapping_kwargs', None) or {}).items() if k not in _TRAINING_ONLY}
-    synthesis = {**(kw.pop('synthesis_kwargs', None) or {}), **kw}        # the stylegan3 repo flattens these into G's kwargs
+    # the stylegan3 repo flattens these into G's kwargs
+    synthesis = {**(kw.pop('synthesis_kwargs', None) or {}), **kw}
     synthesis = {k: v for k, v in synthesis.items() if k not in _TRAINING_ONLY}
-    synthesis['conv_clamp'] = _plain(obj.child('synthesis.b4.conv1').state.get('conv_clamp', synthesis.get('conv_clamp')))
+    synthesis['conv_clamp'] = _plain(
+        obj.child('synthesis.b4.conv1').state.get('conv_clamp', synthesis.get('conv_clamp'))
+    )
     return dict(**top, mapping_kwargs=mapping, synthesis_kwargs=synthesis)
 
 def _check_stylegan2(obj, source):
@@ -229,10 +295,18 @@ def _check_stylegan2(obj, source):
     if not isinstance(obj, PersistedObject) or obj.class_name != 'Generator':
         raise CheckpointError(f"{source}: 'G_ema' is {obj!r}, not a persisted StyleGAN2 Generator")
     names = list(obj.children['synthesis'].children) if 'synthesis' in obj.children else []
-    if 'input' in names or any(re.fullmatch(r'L\d+_\d+_\d+', n) for n in names) or 'class SynthesisInput' in obj.module_src:
-        raise CheckpointError(f"{source}: this is a StyleGAN3 (alias-free) generator; hybridlat loads StyleGAN2 generators only")
+    if (
+        'input' in names
+        or any(re.fullmatch(r'L\d+_\d+_\d+', n) for n in names)
+        or 'class SynthesisInput' in obj.module_src
+    ):
+        raise CheckpointError(
+            f"{source}: this is a StyleGAN3 (alias-free) generator; hybridlat loads StyleGAN2 generators only"
+        )
     if not names or not all(re.fullmatch(r'b\d+', n) for n in names):
-        raise CheckpointError(f"{source}: unrecognised synthesis network {names[:4]}; expected StyleGAN2 blocks b4, b8, …")
+        raise CheckpointError(
+            f"{source}: unrecognised synthesis network {names[:4]}; expected StyleGAN2 blocks b4, b8, …"
+        )
 
 # %% ../nbs/09_checkpoints.ipynb #b7221fa5
 def _from_nvidia(data, resolution, source):
@@ -244,12 +318,20 @@ def _from_nvidia(data, resolution, source):
         raise CheckpointError(f"{source}: no 'G_ema' generator in this pickle (found {found})")
     obj = data['G_ema']
     _check_stylegan2(obj, source)
-    return _finish(nvidia_generator_kwargs(obj), lambda G: persisted_state_dict(obj), resolution, source, 'nvidia',
-                   dict(training_set_kwargs=_plain(data.get('training_set_kwargs'))))
+    return _finish(
+        nvidia_generator_kwargs(obj),
+        lambda G: persisted_state_dict(obj),
+        resolution,
+        source,
+        'nvidia',
+        dict(training_set_kwargs=_plain(data.get('training_set_kwargs'))),
+    )
 
 def load_nvidia_pkl(path, resolution=None, device='cpu'):
-    "Load `G_ema` from an NVIDIA StyleGAN2 `.pkl` (PyTorch or TF era) without NVIDIA's code, running nothing from the file."
-    if sniff_checkpoint(path) != 'pickle': raise CheckpointError(f"{path}: a torch.save file, not a pickle; use load_generator")
+    """Load `G_ema` from an NVIDIA StyleGAN2 `.pkl` (PyTorch or TF era) without NVIDIA's code, running nothing
+    from the file."""
+    if sniff_checkpoint(path) != 'pickle':
+        raise CheckpointError(f"{path}: a torch.save file, not a pickle; use load_generator")
     return _from_nvidia(safe_unpickle(path), resolution, path).to(device)
 
 # %% ../nbs/09_checkpoints.ipynb #dec76a86
@@ -258,8 +340,11 @@ def _rosinality_layers(img_resolution):
     rows = [('conv1', 'synthesis.b4.conv1', 0), ('to_rgb1', 'synthesis.b4.torgb', None)]
     for j in range(int(math.log2(img_resolution)) - 2):
         r = 2 ** (j + 3)
-        rows += [(f'convs.{2*j}', f'synthesis.b{r}.conv0', 2*j + 1), (f'convs.{2*j+1}', f'synthesis.b{r}.conv1', 2*j + 2),
-                 (f'to_rgbs.{j}', f'synthesis.b{r}.torgb', None)]
+        rows += [
+            (f'convs.{2 * j}', f'synthesis.b{r}.conv0', 2 * j + 1),
+            (f'convs.{2 * j + 1}', f'synthesis.b{r}.conv1', 2 * j + 2),
+            (f'to_rgbs.{j}', f'synthesis.b{r}.torgb', None),
+        ]
     return rows
 
 def rosinality_key_map(img_resolution, n_mlp):
@@ -269,8 +354,13 @@ def rosinality_key_map(img_resolution, n_mlp):
     for ros, ours, noise in _rosinality_layers(img_resolution):
         m[f'{ours}.weight'] = (f'{ros}.conv.weight', '[1, O, I, k, k] → [O, I, k, k]')
         m.update({f'{ours}.affine.{p}': (f'{ros}.conv.modulation.{p}', '') for p in ('weight', 'bias')})
-        if noise is None: m[f'{ours}.bias'] = (f'{ros}.bias', '[1, 3, 1, 1] → [3]'); continue
-        m[f'{ours}.bias'], m[f'{ours}.noise_strength'] = (f'{ros}.activate.bias', ''), (f'{ros}.noise.weight', '[1] → []')
+        if noise is None:
+            m[f'{ours}.bias'] = (f'{ros}.bias', '[1, 3, 1, 1] → [3]')
+            continue
+        m[f'{ours}.bias'], m[f'{ours}.noise_strength'] = (
+            (f'{ros}.activate.bias', ''),
+            (f'{ros}.noise.weight', '[1] → []'),
+        )
         m[f'{ours}.noise_const'] = (f'noises.noise_{noise}', '[1, 1, H, W] → [H, W]')
     return m
 
@@ -279,16 +369,25 @@ def _count(sd, pattern): return sum(bool(re.fullmatch(pattern, k)) for k in sd)
 def rosinality_generator_kwargs(sd):
     "Our `Generator` kwargs for a rosinality `g_ema` state dict, read off its tensors."
     n_mlp, n_rgb = _count(sd, r'style\.\d+\.weight'), _count(sd, r'to_rgbs\.\d+\.conv\.weight')
-    if n_mlp == 0 or 'conv1.conv.weight' not in sd: raise CheckpointError("'g_ema' lacks rosinality's style.* / conv1.* weights")
+    if n_mlp == 0 or 'conv1.conv.weight' not in sd:
+        raise CheckpointError("'g_ema' lacks rosinality's style.* / conv1.* weights")
     size, style_dim = 2 ** (n_rgb + 2), sd['style.1.weight'].shape[1]
-    channels = {2 ** (j + 3): sd[f'convs.{2*j}.conv.weight'].shape[1] for j in range(n_rgb)}     # [1, O, I, k, k]
+    # [1, O, I, k, k]
+    channels = {2 ** (j + 3): sd[f'convs.{2*j}.conv.weight'].shape[1] for j in range(n_rgb)}
     channels[4] = sd['conv1.conv.weight'].shape[1]
     channel_max = max(channels.values())
     channel_base = min([r * c for r, c in channels.items() if c < channel_max] or [channel_max * size])
     if any(min(channel_base // r, channel_max) != c for r, c in channels.items()):
-        raise CheckpointError(f"rosinality channels {channels} do not follow min(channel_base / res, channel_max)")
-    return dict(z_dim=style_dim, w_dim=style_dim, img_resolution=size, mapping_kwargs=dict(num_layers=n_mlp, lr_multiplier=0.01),
-                synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max))
+        raise CheckpointError(
+            f"rosinality channels {channels} do not follow min(channel_base / res, channel_max)"
+        )
+    return dict(
+        z_dim=style_dim,
+        w_dim=style_dim,
+        img_resolution=size,
+        mapping_kwargs=dict(num_layers=n_mlp, lr_multiplier=0.01),
+        synthesis_kwargs=dict(channel_base=channel_base, channel_max=channel_max),
+    )
 
 def rosinality_to_state_dict(sd, G):
     "Rename and reshape a rosinality `g_ema` state dict into `G`'s keys; `w_avg` and filters keep G's values."
@@ -296,9 +395,12 @@ def rosinality_to_state_dict(sd, G):
     for ours, (ros, _) in rosinality_key_map(G.img_resolution, G.mapping.num_layers).items():
         if ros not in sd: raise CheckpointError(f"rosinality 'g_ema' lacks {ros!r} (for our {ours})")
         if [d for d in sd[ros].shape if d != 1] != [d for d in out[ours].shape if d != 1]:
-            raise CheckpointError(f"rosinality {ros} is {tuple(sd[ros].shape)}; our {ours} needs {tuple(out[ours].shape)}")
+            raise CheckpointError(
+                f"rosinality {ros} is {tuple(sd[ros].shape)}; our {ours} needs {tuple(out[ours].shape)}"
+            )
         out[ours] = sd[ros].reshape(out[ours].shape)
-    for ros, _, _ in _rosinality_layers(G.img_resolution):       # blur kernels must be the [1, 3, 3, 1] filter we use
+    # blur kernels must be the [1, 3, 3, 1] filter we use
+    for ros, _, _ in _rosinality_layers(G.img_resolution):
         k = sd.get(f'{ros}.conv.blur.kernel', sd.get(f'{ros}.upsample.kernel'))
         if k is not None and not torch.allclose(k / k.sum(), G.synthesis.b4.resample_filter):
             raise CheckpointError(f"rosinality {ros} uses a blur kernel other than [1, 3, 3, 1]")
@@ -312,55 +414,87 @@ def estimate_w_avg(G, n=4096, seed=0):
 
 # %% ../nbs/09_checkpoints.ipynb #6a47f10e
 def load_plain_torch(path, what='torch checkpoint', allow=()):
-    "`torch.load(weights_only=True)`; unsafe content → `UnsafeCheckpointError`, unreadable → `CheckpointError`."
+    """`torch.load(weights_only=True)`; unsafe content → `UnsafeCheckpointError`, unreadable →
+    `CheckpointError`."""
     ctx = getattr(torch.serialization, 'safe_globals', None)
     try:
         with ctx(list(allow)) if ctx and allow else contextlib.nullcontext():
             return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r'GLOBAL (\S+)', str(e))
-        if found: raise _refuse(found.group(1).rstrip('.'), f"torch's weights-only loader does not allow it in {path}") from None
-        if 'Weights only load failed' in str(e):                # torch's advice to drop weights_only is not ours
+        if found:
+            raise _refuse(
+                found.group(1).rstrip('.'), f"torch's weights-only loader does not allow it in {path}"
+            ) from None
+        if 'Weights only load failed' in str(e):  # torch's advice to drop weights_only is not ours
             why = [l.strip() for l in str(e).splitlines() if l.strip().startswith(('Unsupported', 'Trying'))]
             why = why[0] if why else 'it holds more than plain data'
             if why.startswith('Unsupported operand'):                     # bytes that are no pickle at all
                 raise CheckpointError(f"{path}: {what} is truncated or corrupt ({why})") from None
-            raise UnsafeCheckpointError(f"{path}: refusing to load it: {why}; nothing from this file was run") from None
+            raise UnsafeCheckpointError(
+                f"{path}: refusing to load it: {why}; nothing from this file was run"
+            ) from None
         raise CheckpointError(f"{path}: {what} is truncated or corrupt ({str(e).splitlines()[0]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
         first = str(e).splitlines()[0] if str(e) else ''
-        raise CheckpointError(f"{path}: {what} is truncated or corrupt ({type(e).__name__}: {first})") from None
+        raise CheckpointError(
+            f"{path}: {what} is truncated or corrupt ({type(e).__name__}: {first})"
+        ) from None
 
 def _torch_load(path):
     "A torch.save file's contents (argparse.Namespace allowed: rosinality's 'args'); clear errors."
-    if sniff_checkpoint(path) != 'torch': raise CheckpointError(f"{path}: a plain pickle, not a torch.save file; use load_nvidia_pkl")
+    if sniff_checkpoint(path) != 'torch':
+        raise CheckpointError(f"{path}: a plain pickle, not a torch.save file; use load_nvidia_pkl")
     return load_plain_torch(path, 'torch checkpoint', [argparse.Namespace])
 
 def _from_rosinality(ckpt, resolution, source):
     sd, args, avg = ckpt['g_ema'], ckpt.get('args'), ckpt.get('latent_avg')
     kwargs = rosinality_generator_kwargs(sd)
     if getattr(args, 'size', None) not in (None, kwargs['img_resolution']):
-        raise CheckpointError(f"{source}: args.size={args.size} but the weights are for {kwargs['img_resolution']}²")
-    meta = dict(w_avg='latent_avg from the file' if avg is not None else 'estimated: mean mapping of 4096 z (seed 0)',
-                args=_plain(vars(args)) if args is not None else None)
+        raise CheckpointError(
+            f"{source}: args.size={args.size} but the weights are for {kwargs['img_resolution']}²"
+        )
+    meta = dict(
+        w_avg='latent_avg from the file' if avg is not None else 'estimated: mean mapping of 4096 z (seed 0)',
+        args=_plain(vars(args)) if args is not None else None,
+    )
     G = _finish(kwargs, lambda G: rosinality_to_state_dict(sd, G), resolution, source, 'rosinality', meta)
     G.mapping.w_avg.copy_(avg.reshape(-1) if avg is not None else estimate_w_avg(G))
     return G
 
 def load_rosinality(path, resolution=None, device='cpu'):
-    """Load `g_ema` from a rosinality stylegan2-pytorch `.pt` (weights-only). rosinality keeps no `w_avg`: we use the
-    file's `latent_avg` when present (converted official weights have it), else estimate `w_avg` as the mean of the
-    mapping of 4096 fixed-seed z (seed 0). The mapping's learning-rate multiplier is rosinality's default, 0.01."""
+    """Load `g_ema` from a rosinality stylegan2-pytorch `.pt` (weights-only). rosinality keeps no `w_avg`: we
+    use the file's `latent_avg` when present (converted official weights have it), else estimate `w_avg` as
+    the mean of the mapping of 4096 fixed-seed z (seed 0). The mapping's learning-rate multiplier is
+    rosinality's default, 0.01."""
     ckpt = _torch_load(path)
-    if not isinstance(ckpt, dict) or 'g_ema' not in ckpt: raise CheckpointError(f"{path}: no 'g_ema' in this torch checkpoint")
+    if not isinstance(ckpt, dict) or 'g_ema' not in ckpt:
+        raise CheckpointError(f"{path}: no 'g_ema' in this torch checkpoint")
     return _from_rosinality(ckpt, resolution, path).to(device)
 
 # %% ../nbs/09_checkpoints.ipynb #7f8b94a6
-_TF_KWARGS = dict(latent_size='z_dim', label_size='c_dim', dlatent_size='w_dim', resolution='img_resolution',   # m. = mapping_kwargs,
-                  num_channels='img_channels', mapping_layers='m.num_layers', mapping_fmaps='m.layer_features',  # s. = synthesis_kwargs
-                  mapping_lrmul='m.lr_multiplier', mapping_nonlinearity='m.activation', label_fmaps='m.embed_features',
-                  w_avg_beta='m.w_avg_beta', fmap_max='s.channel_max', conv_clamp='s.conv_clamp', num_fp16_res='s.num_fp16_res',
-                  architecture='s.architecture', resample_kernel='s.resample_filter', use_noise='s.use_noise', nonlinearity='s.activation')
+# m. = mapping_kwargs,
+_TF_KWARGS = dict(
+    latent_size='z_dim',
+    label_size='c_dim',
+    dlatent_size='w_dim',
+    resolution='img_resolution',
+    # s. = synthesis_kwargs
+    num_channels='img_channels',
+    mapping_layers='m.num_layers',
+    mapping_fmaps='m.layer_features',
+    mapping_lrmul='m.lr_multiplier',
+    mapping_nonlinearity='m.activation',
+    label_fmaps='m.embed_features',
+    w_avg_beta='m.w_avg_beta',
+    fmap_max='s.channel_max',
+    conv_clamp='s.conv_clamp',
+    num_fp16_res='s.num_fp16_res',
+    architecture='s.architecture',
+    resample_kernel='s.resample_filter',
+    use_noise='s.use_noise',
+    nonlinearity='s.activation',
+)
 _TF_IGNORED = {'truncation_psi', 'truncation_cutoff', 'style_mixing_prob', 'structure', 'fmap_base'}
 def tf_generator_kwargs(net):
     "Our Generator kwargs from a TF StyleGAN2 network's `static_kwargs` (channel_base = 2 · fmap_base)."
@@ -370,7 +504,9 @@ def tf_generator_kwargs(net):
     for k, v in sk.items():
         if k not in _TF_KWARGS or v is None: continue
         group, _, name = _TF_KWARGS[k].rpartition('.')
-        (out if not group else out['mapping_kwargs' if group == 'm' else 'synthesis_kwargs'])[name] = _plain(v)
+        (out if not group else out['mapping_kwargs' if group == 'm' else 'synthesis_kwargs'])[name] = _plain(
+            v
+        )
     out['synthesis_kwargs']['channel_base'] = 2 * sk.get('fmap_base', 16384)
     return out
 
@@ -381,44 +517,78 @@ def _tf_params(net, prefix=''):
     return out
 
 def _tf_layer(p, name, up=False):
-    "Our layer tensors from TF layer `name`: HWIO → OIHW (flipped for up-sampling), dense transposed, mod_bias + 1."
+    """Our layer tensors from TF layer `name`: HWIO → OIHW (flipped for up-sampling), dense transposed,
+    mod_bias + 1."""
     w = p[f'{name}/weight'][::-1, ::-1] if up else p[f'{name}/weight']                  # [k, k, I, O]
-    out = {'weight': w.transpose(3, 2, 0, 1), 'bias': p[f'{name}/bias'],                    # [O, I, k, k], [O]
+    out = {'weight': w.transpose(3, 2, 0, 1), 'bias': p[f'{name}/bias'],  # [O, I, k, k], [O]
            'affine.weight': p[f'{name}/mod_weight'].T, 'affine.bias': p[f'{name}/mod_bias'] + 1}
     if f'{name}/noise_strength' in p: out['noise_strength'] = p[f'{name}/noise_strength']
     return out
 
 def tf_to_state_dict(p, G):
-    "Our state dict from TF variables `p` ({'synthesis/8x8/Conv0_up/weight': array, …}); filters keep G's values."
+    """Our state dict from TF variables `p` ({'synthesis/8x8/Conv0_up/weight': array, …}); filters keep G's
+    values."""
     src = {'mapping.w_avg': p['dlatent_avg'], 'synthesis.b4.const': p['synthesis/4x4/Const/const'][0]}
     for i in range(G.mapping.num_layers):
-        src[f'mapping.fc{i}.weight'], src[f'mapping.fc{i}.bias'] = p[f'mapping/Dense{i}/weight'].T, p[f'mapping/Dense{i}/bias']
-    if G.c_dim: src.update({'mapping.embed.weight': p['mapping/LabelEmbed/weight'].T, 'mapping.embed.bias': p['mapping/LabelEmbed/bias']})
+        src[f'mapping.fc{i}.weight'], src[f'mapping.fc{i}.bias'] = (
+            p[f'mapping/Dense{i}/weight'].T,
+            p[f'mapping/Dense{i}/bias'],
+        )
+    if G.c_dim:
+        src.update(
+            {
+                'mapping.embed.weight': p['mapping/LabelEmbed/weight'].T,
+                'mapping.embed.bias': p['mapping/LabelEmbed/bias'],
+            }
+        )
     for res in G.synthesis.block_resolutions:
         l2, tag = int(math.log2(res)), f'synthesis/{res}x{res}'
-        layers = [('conv1', f'{tag}/Conv', False, 0)] if res == 4 else \
-                 [('conv0', f'{tag}/Conv0_up', True, 2 * l2 - 5), ('conv1', f'{tag}/Conv1', False, 2 * l2 - 4)]
+        layers = (
+            [('conv1', f'{tag}/Conv', False, 0)]
+            if res == 4
+            else [
+                ('conv0', f'{tag}/Conv0_up', True, 2 * l2 - 5),
+                ('conv1', f'{tag}/Conv1', False, 2 * l2 - 4),
+            ]
+        )
         for ours, tf, up, noise in layers + [('torgb', f'{tag}/ToRGB', False, None)]:
             src.update({f'synthesis.b{res}.{ours}.{k}': v for k, v in _tf_layer(p, tf, up).items()})
-            if f'synthesis/noise{noise}' in p: src[f'synthesis.b{res}.{ours}.noise_const'] = p[f'synthesis/noise{noise}'][0, 0]
-    return {**G.state_dict(), **{k: torch.from_numpy(np.array(v, dtype=np.float32, order='C')) for k, v in src.items()}}
+            if f'synthesis/noise{noise}' in p:
+                src[f'synthesis.b{res}.{ours}.noise_const'] = p[f'synthesis/noise{noise}'][0, 0]
+    return {
+        **G.state_dict(),
+        **{k: torch.from_numpy(np.array(v, dtype=np.float32, order='C')) for k, v in src.items()},
+    }
 
 def _from_tf(net, resolution, source):
-    if net.get('version', 0) < 4: raise CheckpointError(f"{source}: TensorFlow network pickle version {net.get('version')} is too old")
-    try: return _finish(tf_generator_kwargs(net), lambda G: tf_to_state_dict(_tf_params(net), G), resolution, source,
-                        'tensorflow', dict(static_kwargs=_plain(net.get('static_kwargs'))))
-    except KeyError as e: raise CheckpointError(f"{source}: TensorFlow generator lacks variable {e}") from None
+    if net.get('version', 0) < 4:
+        raise CheckpointError(f"{source}: TensorFlow network pickle version {net.get('version')} is too old")
+    try:
+        return _finish(
+            tf_generator_kwargs(net),
+            lambda G: tf_to_state_dict(_tf_params(net), G),
+            resolution,
+            source,
+            'tensorflow',
+            dict(static_kwargs=_plain(net.get('static_kwargs'))),
+        )
+    except KeyError as e:
+        raise CheckpointError(f"{source}: TensorFlow generator lacks variable {e}") from None
 
 # %% ../nbs/09_checkpoints.ipynb #c26cfa19
 def load_generator(path, resolution=None, device='cpu'):
-    """Load a generator from a hybridlat checkpoint, an NVIDIA StyleGAN2 `.pkl` (PyTorch or TF era) or a rosinality `.pt`,
-    told apart by content; nothing in the file is run. `resolution`: refuse any other image size. Returns the Generator
-    in eval mode with `G.checkpoint_info = {'format', 'path', 'meta'}`."""
+    """Load a generator from a hybridlat checkpoint, an NVIDIA StyleGAN2 `.pkl` (PyTorch or TF era) or a
+    rosinality `.pt`, told apart by content; nothing in the file is run. `resolution`: refuse any other image
+    size. Returns the Generator in eval mode with `G.checkpoint_info = {'format', 'path', 'meta'}`."""
     if sniff_checkpoint(path) == 'pickle': return load_nvidia_pkl(path, resolution, device)
     ckpt = _torch_load(path)
-    if isinstance(ckpt, dict) and ckpt.get('format') == FORMAT: G = _from_hybridlat(ckpt, resolution, path)
-    elif isinstance(ckpt, dict) and 'g_ema' in ckpt: G = _from_rosinality(ckpt, resolution, path)
+    if isinstance(ckpt, dict) and ckpt.get('format') == FORMAT:
+        G = _from_hybridlat(ckpt, resolution, path)
+    elif isinstance(ckpt, dict) and 'g_ema' in ckpt:
+        G = _from_rosinality(ckpt, resolution, path)
     else:
         found = list(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: a torch checkpoint but neither hybridlat's format nor rosinality's (found {found})")
+        raise CheckpointError(
+            f"{path}: a torch checkpoint but neither hybridlat's format nor rosinality's (found {found})"
+        )
     return G.to(device)

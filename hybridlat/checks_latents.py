@@ -38,7 +38,9 @@ def beats(value, baseline):
 def spread(baseline, fmt='+.3f'):
     "'median …, 90th percentile …, largest …' of a baseline sample, for feedback."
     b = np.asarray(baseline, float)
-    return f"median {np.median(b):{fmt}}, 90th percentile {np.percentile(b, 90):{fmt}}, largest {b.max():{fmt}}"
+    return (
+        f"median {np.median(b):{fmt}}, 90th percentile {np.percentile(b, 90):{fmt}}, largest {b.max():{fmt}}"
+    )
 
 # %% ../nbs/52_checks_latents.ipynb #090f79ca
 @torch.no_grad()
@@ -61,7 +63,8 @@ def _as_latent(G, ws, name):
     got, hint = list(ws.shape), ''
     if got == [1, G.w_dim]: hint = ': repeat the one w for every layer, w[:, None].repeat(1, G.num_ws, 1)'
     if got != want: return f'{name} latent', False, f'shape {got}, expected {want}{hint}'
-    if not torch.isfinite(ws).all(): return f'{name} latent', False, 'contains NaN or infinity: lower the learning rate'
+    if not torch.isfinite(ws).all():
+        return f'{name} latent', False, 'contains NaN or infinity: lower the learning rate'
     return f'{name} latent', True, f'shape {want}, finite'
 
 def _rows_equal(ws, rtol=1e-5):
@@ -73,17 +76,23 @@ def _moved(G, lat):
     change = {k: (v - mean_ws(G)).abs().max().item() for k, v in lat.items()}
     still = [k for k, c in change.items() if c < 1e-4]
     detail = 'largest coordinate change from w̄: ' + ', '.join(f'{k} {c:.3g}' for k, c in change.items())
-    if still: detail = (f"your {' and '.join(still)} latent{'s are' if len(still) > 1 else ' is'} still the starting "
-                        "point w̄: the optimisation never changed it. Create the latent with requires_grad=True, give that "
-                        "tensor to the optimiser, call loss.backward() and opt.step() every step, and return the "
-                        "optimised tensor")
+    if still:
+        detail = (
+            f"your {' and '.join(still)} latent{'s are' if len(still) > 1 else ' is'} still the starting "
+            "point w̄: the optimisation never changed it. Create the latent with "
+            "requires_grad=True, give that "
+            "tensor to the optimiser, call loss.backward() and opt.step() every step, and return "
+            "the "
+            "optimised tensor"
+        )
     return 'the optimisation moved the latents', not still, detail
 
 # %% ../nbs/52_checks_latents.ipynb #d177425a
 def _beats_mean(name, image, target, base, margin_db):
     got = psnr_db(image, target)
     ok = got >= base + margin_db
-    detail = f'PSNR {got:.1f} dB vs {base:.1f} dB for the mean face ({got - base:+.1f} dB; needed ≥ +{margin_db:g} dB)'
+    detail = (f'PSNR {got:.1f} dB vs {base:.1f} dB for the mean face '
+              f'({got - base:+.1f} dB; needed ≥ +{margin_db:g} dB)')
     if not ok: detail += ': run more steps or raise the learning rate'
     return f'{name} reconstruction beats the mean face', ok, detail
 
@@ -101,7 +110,8 @@ def _right_range(name, image, target, base, margin_db):
 
 # %% ../nbs/52_checks_latents.ipynb #32c68406
 def check_a3(G, target, ws_w, ws_wplus, margin_db=3.0, tol_db=0.5):
-    "Grade A3: the W and W+ inversions [1, num_ws, w_dim] of `target` [1, 3, R, R] against the mean face and each other."
+    """Grade A3: the W and W+ inversions [1, num_ws, w_dim] of `target` [1, 3, R, R] against the mean face and
+    each other."""
     lat, out = {}, {}
     def latent(name, ws):
         what, ok, detail = _as_latent(G, ws, name)
@@ -110,45 +120,80 @@ def check_a3(G, target, ws_w, ws_wplus, margin_db=3.0, tol_db=0.5):
     def one_w():
         eq, d = _rows_equal(lat['W'])
         return 'the W latent is one w', eq, 'all rows equal' if eq else (
-            f'its rows differ by up to {d:.3g}: a W latent uses the same w for every layer (optimise one [1, w_dim] '
+            f'its rows differ by up to {d:.3g}: a W latent uses the same w for every layer (optimise one [1, '
+            f'w_dim] '
             'tensor and repeat it), you returned a W+ latent')
     def plus_free():
         eq, d = _rows_equal(lat['W+'])
         return 'the W+ latent uses one w per layer', not eq, f'rows differ by up to {d:.3g}' if not eq else (
-            f'all {G.num_ws} rows are equal: that is a W latent. Optimise a [1, {G.num_ws}, {G.w_dim}] tensor, '
+            f'all {G.num_ws} rows are equal: that is a W latent. Optimise a [1, {G.num_ws}, {G.w_dim}] '
+            f'tensor, '
             'not one w copied to every layer')
     def images():
-        out.update(base=psnr_db(render_ws(G, mean_ws(G)), target), W=render_ws(G, lat['W']), Wp=render_ws(G, lat['W+']))
+        out.update(
+            base=psnr_db(render_ws(G, mean_ws(G)), target),
+            W=render_ws(G, lat['W']),
+            Wp=render_ws(G, lat['W+']),
+        )
         return _right_range('W', out['W'], target, out['base'], margin_db)
     def wplus_vs_w():
         pw, pp = psnr_db(out['W'], target), psnr_db(out['Wp'], target)
-        return 'W+ fits at least as well as W', pp >= pw - tol_db, f'W+ {pp:.1f} dB, W {pw:.1f} dB ({pp - pw:+.1f} dB)' + (
-            '' if pp >= pw - tol_db else f'; W+ contains every W latent, so with the same steps and learning rate it '
-                                         f'should not be worse by more than {tol_db:g} dB')
+        return (
+            'W+ fits at least as well as W',
+            pp >= pw - tol_db,
+            f'W+ {pp:.1f} dB, W {pw:.1f} dB ({pp - pw:+.1f} dB)'
+            + (
+                ''
+                if pp >= pw - tol_db
+                else f'; W+ contains every W latent, so with the same steps and learning rate it '
+                f'should not be worse by more than {tol_db:g} dB'
+            ),
+        )
     def target_ok():
         try: check_target(G, target)
         except ValueError as e: return 'target image', False, str(e)
         return 'target image', True, f'{list(target.shape)} in [-1, 1]'
     beats_mean = lambda name, key: lambda: _beats_mean(name, out[key], target, out['base'], margin_db)
-    return grade('A3 inversion into W and W+', [
-        target_ok, lambda: latent('W', ws_w), lambda: latent('W+', ws_wplus), one_w, lambda: _moved(G, lat), plus_free,
-        images, lambda: _right_range('W+', out['Wp'], target, out['base'], margin_db), beats_mean('W', 'W'),
-        beats_mean('W+', 'Wp'), wplus_vs_w])
+    return grade(
+        'A3 inversion into W and W+',
+        [
+            target_ok,
+            lambda: latent('W', ws_w),
+            lambda: latent('W+', ws_wplus),
+            one_w,
+            lambda: _moved(G, lat),
+            plus_free,
+            images,
+            lambda: _right_range('W+', out['Wp'], target, out['base'], margin_db),
+            beats_mean('W', 'W'),
+            beats_mean('W+', 'Wp'),
+            wplus_vs_w,
+        ],
+    )
 
 # %% ../nbs/52_checks_latents.ipynb #065e0f55
 def face_boxes(images):
-    "(box per image, number detected) for images [N, 3, R, R] in [-1, 1]; a missed face gets the median box of the others."
-    boxes = [(detect_faces(im, upsample=0) or detect_faces(im, upsample=1) or [None])[0] for im in to_uint8(images)]
+    """(box per image, number detected) for images [N, 3, R, R] in [-1, 1]; a missed face gets the median box
+    of the others."""
+    boxes = [
+        (detect_faces(im, upsample=0) or detect_faces(im, upsample=1) or [None])[0] for im in to_uint8(images)
+    ]
     found = [b for b in boxes if b is not None]
     if not found: raise NoFaceError(f'dlib found no face in any of the {len(boxes)} images')
     median = tuple(int(v) for v in np.median(np.array(found), 0).round())
     return [b if b is not None else median for b in boxes], len(found)
 
 def mouth_openings(images, boxes, shift=2):
-    "Inner-lip aspect ratio [N] of images [N, 3, R, R] in [-1, 1], averaged over landmarks fitted in 9 boxes (±`shift` px)."
+    """Inner-lip aspect ratio [N] of images [N, 3, R, R] in [-1, 1], averaged over landmarks fitted in 9 boxes
+    (±`shift` px)."""
     moves = [(dx, dy) for dx in (-shift, 0, shift) for dy in (-shift, 0, shift)] if shift else [(0, 0)]
     def one(im, b):
-        return np.mean([mouth_opening(face_landmarks(im, box=(b[0] + x, b[1] + y, b[2] + x, b[3] + y))) for x, y in moves])
+        return np.mean(
+            [
+                mouth_opening(face_landmarks(im, box=(b[0] + x, b[1] + y, b[2] + x, b[3] + y)))
+                for x, y in moves
+            ]
+        )
     return np.array([float(one(im, b)) for im, b in zip(to_uint8(images), boxes)])
 
 # %% ../nbs/52_checks_latents.ipynb #a9229616
@@ -165,11 +210,15 @@ def _a4_base(G, seeds, psi):
 def a4_faces(G, seeds, truncation_psi=0.7):
     "(StyleCode, face boxes, mouth openings, number detected) of the unedited faces of `seeds`, remembered."
     seeds = tuple(int(v) for v in seeds)
-    return memo(('a4 base', generator_fingerprint(G), seeds, truncation_psi), lambda: _a4_base(G, seeds, truncation_psi))
+    return memo(
+        ('a4 base', generator_fingerprint(G), seeds, truncation_psi),
+        lambda: _a4_base(G, seeds, truncation_psi),
+    )
 
 @torch.no_grad()
 def channel_effects(G, layer, channels, seeds, delta=5.0, truncation_psi=0.7, progress=False):
-    "Mean change [len(channels)] of the mouth opening of the faces of `seeds` when each channel of `layer` gets +δ σ."
+    """Mean change [len(channels)] of the mouth opening of the faces of `seeds` when each channel of `layer`
+    gets +δ σ."""
     fp, seeds = generator_fingerprint(G), tuple(int(v) for v in seeds)
     s, boxes, m0, _ = a4_faces(G, seeds, truncation_psi)
     std = style_statistics(G, 500).layer(layer)[1]
@@ -177,36 +226,55 @@ def channel_effects(G, layer, channels, seeds, delta=5.0, truncation_psi=0.7, pr
         x = synthesis_from_s(G, s.edit_channel(layer, c, delta * float(std[c]))).cpu()
         return float(np.mean(mouth_openings(x, boxes) - m0))
     bar = tqdm(channels, desc=f'effects of {layer} channels', disable=not progress, leave=False)
-    return np.array([memo(('a4', fp, seeds, truncation_psi, layer, int(c), delta), lambda: one(int(c))) for c in bar])
+    return np.array(
+        [memo(('a4', fp, seeds, truncation_psi, layer, int(c), delta), lambda: one(int(c))) for c in bar]
+    )
 
 # %% ../nbs/52_checks_latents.ipynb #0848fee6
 def _a4_layer(layout, layer):
     "(what, passed, detail) for the student's layer, and its name."
-    try: name = layout.names[layout.layer_index(layer)]
+    try:
+        name = layout.names[layout.layer_index(layer)]
     except (KeyError, IndexError, TypeError):
         names = ', '.join(layout.names)
-        return ('layer', False, f'{layer!r} is not a style layer of this generator. Style layers: {names}'), None
+        return (
+            'layer',
+            False,
+            f'{layer!r} is not a style layer of this generator. Style layers: {names}',
+        ), None
     if name.endswith('torgb'):
-        return ('layer', False, f'{name} is a toRGB layer: its channels only tint the picture, no later layer draws '
-                                'shapes from them. Choose a conv layer (…conv0 / …conv1)'), None
+        return (
+            'layer',
+            False,
+            f'{name} is a toRGB layer: its channels only tint the picture, no later layer draws '
+            'shapes from them. Choose a conv layer (…conv0 / …conv1)',
+        ), None
     return ('layer', True, name), name
 
 def _a4_verdict(name, channel, e, r, delta, beat, n_faces, found):
     k, frac = int((e > r).sum()), beats(e, r)
     ok = e > 0 and frac >= beat
-    detail = (f'pushing {name}:{channel} by +{delta:g}σ changes the mouth opening by {e:+.3f} on average over {n_faces} '
-              f'held-out faces; that beats {k} of {len(r)} random channels of {name} ({frac:.0%}, needed ≥ {beat:.0%}; '
-              f'random channels: {spread(r)})')
+    detail = (
+        f'pushing {name}:{channel} by +{delta:g}σ changes the mouth opening by {e:+.3f} on average over '
+        f'{n_faces} '
+        f'held-out faces; that beats {k} of {len(r)} random channels of {name} ({frac:.0%}, needed ≥ '
+        f'{beat:.0%}; '
+        f'random channels: {spread(r)})'
+    )
     if found < n_faces: detail += f' [dlib found {found} of {n_faces} faces; the rest use the median box]'
     if e <= 0 and beats(-e, -r) >= beat:
         detail += ('. This channel does move the mouth, but + closes it: pick a channel for which + opens it')
     elif not ok:
-        detail += ('. Random pushes move the landmarks a little too; look for a channel whose effect is clearly larger, '
-                   'and test each candidate on several faces before choosing')
+        detail += (
+            '. Random pushes move the landmarks a little too; look for a channel whose effect is clearly '
+            'larger, '
+            'and test each candidate on several faces before choosing'
+        )
     return 'pushing the channel opens the mouth', ok, detail
 
 def check_a4(G, layer, channel, n_seeds=12, n_random=16, delta=5.0, beat=0.9, truncation_psi=0.7):
-    "Grade A4: does +δσ on `(layer, channel)` open the mouth of held-out faces more than `beat` of random channels do?"
+    """Grade A4: does +δσ on `(layer, channel)` open the mouth of held-out faces more than `beat` of random
+    channels do?"""
     layout, a = StyleLayout.from_generator(G), {}
     def layer_ok():
         crit, a['name'] = _a4_layer(layout, layer)
@@ -220,7 +288,8 @@ def check_a4(G, layer, channel, n_seeds=12, n_random=16, delta=5.0, beat=0.9, tr
             f'expected an int in 0…{C - 1} ({a["name"]} has {C} channels), got {channel!r}')
     def effect():
         name, c, seeds = a['name'], a['c'], range(A4_SEED, A4_SEED + n_seeds)
-        perm = np.random.default_rng(0).permutation(layout.channels[layout.layer_index(name)])   # same for every answer
+        # same for every answer
+        perm = np.random.default_rng(0).permutation(layout.channels[layout.layer_index(name)])
         others = [int(o) for o in perm if o != c][:n_random]
         e = channel_effects(G, name, [c], seeds, delta, truncation_psi)[0]
         r = channel_effects(G, name, others, seeds, delta, truncation_psi)
@@ -229,7 +298,8 @@ def check_a4(G, layer, channel, n_seeds=12, n_random=16, delta=5.0, beat=0.9, tr
 
 # %% ../nbs/52_checks_latents.ipynb #c7b91523
 def utk_faces(n=200, seed=0, cache=True):
-    "(aligned UTKFace crops [M, 128, 128, 3] uint8, gender labels [M]) of `n` random adult photos, cached on disk."
+    """(aligned UTKFace crops [M, 128, 128, 3] uint8, gender labels [M]) of `n` random adult photos, cached on
+    disk."""
     def compute():
         crops, labels, _ = real_faces(n, 128, seed, progress=False)
         return {'crops': crops, 'gender': labels['gender']}
@@ -260,9 +330,12 @@ def edit_alpha(w): return 3 * float(w.std(0).square().mean().sqrt())
 
 @torch.no_grad()
 def edit_effects(G, labeller, w, directions, alpha):
-    "Mean change [K] of the labeller's score when latents w [N, w_dim] move by α along each unit direction [K, w_dim]."
+    """Mean change [K] of the labeller's score when latents w [N, w_dim] move by α along each unit direction
+    [K, w_dim]."""
     base = labeller.score(render(G, w))
-    return np.array([float(np.mean(labeller.score(render(G, edit_w(w, d, alpha))) - base)) for d in directions])
+    return np.array(
+        [float(np.mean(labeller.score(render(G, edit_w(w, d, alpha))) - base)) for d in directions]
+    )
 
 # %% ../nbs/52_checks_latents.ipynb #d3e25ed3
 def _a5_direction(G, direction, out):
@@ -279,18 +352,32 @@ def _a5_direction(G, direction, out):
     return 'direction', True, f'[{G.w_dim}], finite'
 
 def _a5_accuracy(clf, w, y, margin):
-    try: pred = np.asarray(clf.predict(w.numpy())).astype(int).ravel()
+    try:
+        pred = np.asarray(clf.predict(w.numpy())).astype(int).ravel()
     except Exception as e:
-        return 'classifier accuracy on held-out faces', False, (f'clf.predict failed ({type(e).__name__}: {e}): clf must be '
-                                                                 'a fitted scikit-learn classifier on latents w [N, w_dim]')
+        return (
+            'classifier accuracy on held-out faces',
+            False,
+            (
+                f'clf.predict failed ({type(e).__name__}: {e}): clf must be '
+                'a fitted scikit-learn classifier on '
+                'latents w [N, w_dim]'
+            ),
+        )
     acc, chance = float(balanced_accuracy_score(y, pred)), 0.5        # mean recall: classes count alike
     ok = acc >= chance + margin
     detail = (f'balanced accuracy {acc:.3f} (mean of both classes\' recall) on {len(y)} held-out latents, '
               f'{100 * y.mean():.0f} % labelled 1; chance {chance} (needed ≥ {chance + margin:.2f})')
-    if 1 - acc >= chance + margin: detail += ('. Far below chance: your classes are the other way round; label 1 must '
-                                              'mean score > 0 (the labeller says female)')
-    elif not ok: detail += ('. No better than guessing: are the labels in the same order as the latents they came from? '
-                            'Shuffled or misaligned labels give chance, as does always answering one class')
+    if 1 - acc >= chance + margin:
+        detail += (
+            '. Far below chance: your classes are the other way round; label 1 must '
+            'mean score > 0 (the labeller says female)'
+        )
+    elif not ok:
+        detail += (
+            '. No better than guessing: are the labels in the same order as the latents they came from? '
+            'Shuffled or misaligned labels give chance, as does always answering one class'
+        )
     return 'classifier accuracy on held-out faces', ok, detail
 
 def _a5_edit(G, labeller, d, w, n_random, seed=0):
@@ -299,15 +386,23 @@ def _a5_edit(G, labeller, d, w, n_random, seed=0):
     r = memo(('a5 random', generator_fingerprint(G), id(labeller), w.numpy().tobytes(), n_random, seed),
              lambda: edit_effects(G, labeller, w, random_directions(n_random, G.w_dim, seed), alpha))
     ok = e > r.max()
-    detail = (f'moving {len(w)} held-out faces by α = {alpha:.2f} along your direction changes the score by {e:+.3f}; '
-              f'{n_random} random directions: {spread(r)}')
-    if -e > r.max(): detail += ('. It moves the attribute the wrong way: your direction points to lower scores (flip '
-                                'its sign, or check which class you called 1)')
-    elif not ok: detail += '. Random directions do as much: fit the direction on more samples, with labels aligned'
+    detail = (
+        f'moving {len(w)} held-out faces by α = {alpha:.2f} along your direction changes the score by '
+        f'{e:+.3f}; '
+        f'{n_random} random directions: {spread(r)}'
+    )
+    if -e > r.max():
+        detail += (
+            '. It moves the attribute the wrong way: your direction points to lower scores (flip '
+            'its sign, or check which class you called 1)'
+        )
+    elif not ok:
+        detail += '. Random directions do as much: fit the direction on more samples, with labels aligned'
     return 'editing along +direction raises the score more than random directions', ok, detail
 
 def check_a5(G, labeller, clf, direction, n_held_out=400, n_edit=16, n_random=20, margin=0.1):
-    "Grade A5: `clf` predicts held-out labels better than chance; unit `direction` [w_dim] edits more than random ones."
+    """Grade A5: `clf` predicts held-out labels better than chance; unit `direction` [w_dim] edits more than
+    random ones."""
     out = {}
     def unit():
         n = float(out['d'].norm())

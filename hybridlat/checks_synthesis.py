@@ -46,71 +46,116 @@ def _demod(w, dims, outside=False):
 
 def a1_mistakes(weight, styles, demodulate=True):
     "{description of a typical mistake: the per-sample kernels [N, O, I, k, k] it amounts to}."
-    mod = lambda s: weight[None] * s[:, None, :, None, None]                   # w' = s_i · w_oik   [N, O, I, k, k]
+    mod = lambda s: weight[None] * s[:, None, :, None, None]  # w' = s_i · w_oik   [N, O, I, k, k]
     w = mod(styles)
     if not demodulate: return {'demodulation although demodulate=False (skip it then)': _demod(w, [2, 3, 4])}
     return {
         'no demodulation (did you divide w′ by its norm?)': w,
-        'the norm summed over the output channels instead of the input channels and taps (sum over Cin, k, k)': _demod(w, [1, 3, 4]),
-        'one norm per sample over all axes (demodulate each output channel separately: sum over Cin, k, k)': _demod(w, [1, 2, 3, 4]),
-        'the norm summed over the input channels only, not the kernel taps (sum over Cin, k, k)': _demod(w, [2]),
-        'the norm of the unmodulated weight (demodulate w′ = s·w, not w)': w * (weight.square().sum([1, 2, 3]) + EPS).rsqrt()[None, :, None, None, None],
-        'division by Σw′² + ε instead of its square root': w / (w.square().sum([2, 3, 4], keepdim=True) + EPS),
-        'ε added outside the square root (w′ / (√Σw′² + ε); the paper has √(Σw′² + ε))': _demod(w, [2, 3, 4], outside=True),
-        "every sample modulated with sample 0's styles (styles must be per sample)": _demod(mod(styles[:1].expand_as(styles)), [2, 3, 4]),
-        'the styles averaged over the batch (styles must be per sample)': _demod(mod(styles.mean(0, keepdim=True).expand_as(styles)), [2, 3, 4]),
+        'the norm summed over the output channels instead of the input channels and taps (sum over Cin, k, '
+        'k)': _demod(w, [1, 3, 4]),
+        'one norm per sample over all axes (demodulate each output channel separately: sum over Cin, k, '
+        'k)': _demod(w, [1, 2, 3, 4]),
+        'the norm summed over the input channels only, not the kernel taps (sum over Cin, k, '
+        'k)': _demod(w, [2]),
+        'the norm of the unmodulated weight (demodulate w′ = s·w, not '
+        'w)': w * (weight.square().sum([1, 2, 3]) + EPS).rsqrt()[None, :, None, None, None],
+        'division by Σw′² + ε instead of its square '
+        'root': w / (w.square().sum([2, 3, 4], keepdim=True) + EPS),
+        'ε added outside the square root (w′ / (√Σw′² + ε); the paper has √(Σw′² + '
+        'ε))': _demod(w, [2, 3, 4], outside=True),
+        "every sample modulated with sample 0's styles (styles must be per "
+        "sample)": _demod(mod(styles[:1].expand_as(styles)), [2, 3, 4]),
+        'the styles averaged over the batch (styles must be per '
+        'sample)': _demod(mod(styles.mean(0, keepdim=True).expand_as(styles)), [2, 3, 4]),
     }
 
 # %% ../nbs/51_checks_synthesis.ipynb #38affeb3
 def misplaced(out, ref, tol):
-    "'(n, o) holds (n′, o′)' when every map of out [N, O, H, W] equals some map of ref but not all in place, else ''."
+    """'(n, o) holds (n′, o′)' when every map of out [N, O, H, W] equals some map of ref but not all in place,
+    else ''."""
     N, O = ref.shape[:2]
     d = (out.reshape(N * O, 1, -1) - ref.reshape(1, N * O, -1)).abs().amax(-1)   # [N·O, N·O]
     best = d.argmin(1)
     if not (d.min(1).values <= tol).all() or (best == torch.arange(N * O)).all(): return ''
     i = int((best != torch.arange(N * O)).nonzero()[0])
-    return f' Right numbers, wrong places: your (sample, channel) {divmod(i, O)} holds the kit\'s {divmod(int(best[i]), O)}; check the reshape between [N, Cout, …] and [N·Cout, …] and groups=N.'
+    return (f' Right numbers, wrong places: your (sample, channel) {divmod(i, O)} holds the kit\'s '
+            f'{divmod(int(best[i]), O)}; check the reshape between [N, Cout, …] and [N·Cout, …] '
+            'and groups=N.')
 
 def a1_diagnosis(out, x, weight, styles, demodulate, padding, tol):
     "A sentence naming the mistake that `out` equals, or a hint when it matches none of them."
-    runs = {what: per_sample_conv(x, w, padding) for what, w in a1_mistakes(weight, styles, demodulate).items()}
+    runs = {
+        what: per_sample_conv(x, w, padding) for what, w in a1_mistakes(weight, styles, demodulate).items()
+    }
     found = first_match(out, runs, tol)
     if found: return f' It equals the result with {found[0]} (error {found[1]:.1g}).'
-    moved = misplaced(out, kit_modulated_conv2d(x, weight, styles, demodulate=demodulate, padding=padding), tol)
+    moved = misplaced(
+        out, kit_modulated_conv2d(x, weight, styles, demodulate=demodulate, padding=padding), tol
+    )
     if moved: return moved
     closest = min(runs, key=lambda k: max_error(out, runs[k]))
-    return (f' It matches none of the usual mistakes (closest: {closest}, error {max_error(out, runs[closest]):.2g}); '
-            "go through w′ = s·w, then w′′ = w′/√(Σ_{Cin,k,k} w′² + ε), then one convolution per sample.")
+    return (
+        f' It matches none of the usual mistakes (closest: {closest}, error '
+        f'{max_error(out, runs[closest]):.2g}); '
+        "go through w′ = s·w, then w′′ = w′/√(Σ_{Cin,k,k} w′² + ε), then one convolution per sample."
+    )
 
 # %% ../nbs/51_checks_synthesis.ipynb #c31c4632
 def effective_kernels(fn, weight, styles, **kwargs):
-    "The per-sample kernels [N, O, I, k, k] that `fn(x, weight, styles, padding=k//2, **kwargs)` applies to x."
+    """The per-sample kernels [N, O, I, k, k] that `fn(x, weight, styles, padding=k//2, **kwargs)` applies to
+    x."""
     (N, I), k = styles.shape, weight.shape[-1]
     x = torch.zeros(I, N, I, k, k)
-    x[torch.arange(I), :, torch.arange(I), k // 2, k // 2] = 1                  # impulse in channel i, every sample
+    x[torch.arange(I), :, torch.arange(I), k // 2, k // 2] = 1  # impulse in channel i, every sample
     return torch.stack([fn(x[i], weight, styles, padding=k // 2, **kwargs) for i in range(I)], 2).flip(-1, -2)
 
 # %% ../nbs/51_checks_synthesis.ipynb #b83cb7cb
 def _a1_case(N, I, O, k, H, seed, scale=1.):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(N, I, H, H, generator=g), torch.randn(O, I, k, k, generator=g), scale * torch.randn(N, I, generator=g)
+    return (
+        torch.randn(N, I, H, H, generator=g),
+        torch.randn(O, I, k, k, generator=g),
+        scale * torch.randn(N, I, generator=g),
+    )
 
 def _a1_compare(fn, what, case, demodulate=True, hint=''):
     "One criterion: fn against the kit on `case` = (x, weight, styles)."
     x, weight, styles = case
     p = weight.shape[-1] // 2
-    try: out = fn(x, weight, styles, demodulate=demodulate, padding=p)
-    except NotImplementedError: raise                                    # (a RuntimeError) grade reports it
-    except RuntimeError as e: return what, False, (f'RuntimeError: {e}. For one grouped convolution: x as [1, N·Cin, H, W], '
-                                                   'kernels as [N·Cout, Cin, k, k], groups=N, result back to [N, Cout, H, W].')
+    try:
+        out = fn(x, weight, styles, demodulate=demodulate, padding=p)
+    except NotImplementedError:
+        raise  # (a RuntimeError) grade reports it
+    except RuntimeError as e:
+        return (
+            what,
+            False,
+            (
+                f'RuntimeError: {e}. For one grouped convolution: x as [1, N·Cin, H, W], '
+                'kernels as [N·Cout, Cin, k, k], groups=N, result back to '
+                '[N, Cout, H, W].'
+            ),
+        )
     ref = kit_modulated_conv2d(x, weight, styles, demodulate=demodulate, padding=p)
     if not isinstance(out, torch.Tensor) or out.shape != ref.shape:
-        return what, False, f'output shape is {_shape(out)}, expected [N, Cout, H, W] = {list(ref.shape)} (with padding={p})'
+        return (
+            what,
+            False,
+            f'output shape is {_shape(out)}, expected [N, Cout, H, W] = {list(ref.shape)} (with padding={p})',
+        )
     tol, err = 1e-4 * max(1., ref.abs().max().item()), max_error(out, ref)
     if err <= tol: return what, True, f'max error {err:.1g}'
     if err == float('inf'): return what, False, 'the output contains NaN or inf.' + hint
-    return what, False, (f"output differs from the kit's modulated_conv2d by up to {err:.2g} (tolerance {tol:.0g})."
-                         + a1_diagnosis(out, x, weight, styles, demodulate, p, tol) + _a1_norm_note(fn, case, demodulate) + hint)
+    return (
+        what,
+        False,
+        (
+            f"output differs from the kit's modulated_conv2d by up to {err:.2g} (tolerance {tol:.0g})."
+            + a1_diagnosis(out, x, weight, styles, demodulate, p, tol)
+            + _a1_norm_note(fn, case, demodulate)
+            + hint
+        ),
+    )
 
 def _a1_norm_note(fn, case, demodulate):
     "What the demodulation norm says, when it is off."
@@ -121,9 +166,14 @@ def _a1_norms(fn, case):
     x, weight, styles = case
     norms = effective_kernels(fn, weight, styles, demodulate=True).square().sum([2, 3, 4]).sqrt()   # [N, O]
     ok = bool((norms - 1).abs().max() <= 1e-3)
-    return ('demodulation norm: each sample\'s kernel of each output channel has norm 1', ok,
-            f'norms {norms.min():.4f}…{norms.max():.4f}' if ok else f'Your kernels\' norms per (sample, output channel) '
-            f'are {norms.min():.3g}…{norms.max():.3g}; after demodulation they are all 1.')
+    return (
+        'demodulation norm: each sample\'s kernel of each output channel has norm 1',
+        ok,
+        f'norms {norms.min():.4f}…{norms.max():.4f}'
+        if ok
+        else f'Your kernels\' norms per (sample, output channel) '
+        f'are {norms.min():.3g}…{norms.max():.3g}; after demodulation they are all 1.',
+    )
 
 # %% ../nbs/51_checks_synthesis.ipynb #4c11698f
 @torch.no_grad()
@@ -131,50 +181,88 @@ def check_a1(modulated_conv2d):
     "Grade A1: `modulated_conv2d(x, weight, styles, demodulate=True, padding=1)` against the kit's."
     main = _a1_case(3, 6, 5, 3, 8, seed=1)
     zero = (main[0], main[1], main[2].clone().index_fill_(0, torch.tensor([1]), 0.))
-    return grade('A1 modulated convolution', [
-        lambda: _a1_compare(modulated_conv2d, 'N=3, Cin=6, Cout=5, k=3, demodulate=True', main),
-        lambda: _a1_norms(modulated_conv2d, main),
-        lambda: _a1_compare(modulated_conv2d, 'k=1, Cin=4 < Cout=7', _a1_case(2, 4, 7, 1, 5, seed=2)),
-        lambda: _a1_compare(modulated_conv2d, 'batch of 1', _a1_case(1, 5, 4, 3, 6, seed=3)),
-        lambda: _a1_compare(modulated_conv2d, 'batch of 4, Cin=Cout=3', _a1_case(4, 3, 3, 3, 7, seed=4)),
-        lambda: _a1_compare(modulated_conv2d, 'demodulate=False', _a1_case(3, 6, 5, 3, 8, seed=5), demodulate=False),
-        lambda: _a1_compare(modulated_conv2d, "a sample whose styles are all 0", zero, hint=
-            ' Sample 1 has styles 0, so ‖w′‖ = 0: ε keeps the division finite, w′′ = w′/√(Σw′² + ε) with ε = 1e-8.'),
-        lambda: _a1_compare(modulated_conv2d, 'tiny styles (1e-5), where ε matters', _a1_case(3, 6, 5, 3, 8, seed=6, scale=1e-5),
-            hint=' Here Σw′² ≈ ε, so where ε goes matters: inside the root, √(Σw′² + ε), ε = 1e-8.'),
-    ])
+    return grade(
+        'A1 modulated convolution',
+        [
+            lambda: _a1_compare(modulated_conv2d, 'N=3, Cin=6, Cout=5, k=3, demodulate=True', main),
+            lambda: _a1_norms(modulated_conv2d, main),
+            lambda: _a1_compare(modulated_conv2d, 'k=1, Cin=4 < Cout=7', _a1_case(2, 4, 7, 1, 5, seed=2)),
+            lambda: _a1_compare(modulated_conv2d, 'batch of 1', _a1_case(1, 5, 4, 3, 6, seed=3)),
+            lambda: _a1_compare(modulated_conv2d, 'batch of 4, Cin=Cout=3', _a1_case(4, 3, 3, 3, 7, seed=4)),
+            lambda: _a1_compare(
+                modulated_conv2d, 'demodulate=False', _a1_case(3, 6, 5, 3, 8, seed=5), demodulate=False
+            ),
+            lambda: _a1_compare(
+                modulated_conv2d,
+                "a sample whose styles are all 0",
+                zero,
+                hint=' Sample 1 has styles 0, so ‖w′‖ = 0: ε keeps the division finite, '
+                ' w′′ = w′/√(Σw′² + ε) with ε = '
+                '1e-8.',
+            ),
+            lambda: _a1_compare(
+                modulated_conv2d,
+                'tiny styles (1e-5), where ε matters',
+                _a1_case(3, 6, 5, 3, 8, seed=6, scale=1e-5),
+                hint=' Here Σw′² ≈ ε, so where ε goes matters: inside the root, √(Σw′² + ε), ε = 1e-8.',
+            ),
+        ],
+    )
 
 # %% ../nbs/51_checks_synthesis.ipynb #a6b2683b
 def which_w(G, name, value, ws, tol=1e-5):
-    "How `value` [N, C] of style layer `name` was made from ws: 'A(ws[:, j])', 'ws[:, j] with no affine', or None."
+    """How `value` [N, C] of style layer `name` was made from ws: 'A(ws[:, j])', 'ws[:, j] with no affine', or
+    None."""
     affine = dict(G.synthesis.style_layers())[name].affine
     found = first_match(value, {f'A(ws[:, {j}])': affine(ws[:, j]) for j in range(ws.shape[1])}, tol)
-    found = found or first_match(value, {f'ws[:, {j}] with no affine': ws[:, j] for j in range(ws.shape[1])}, tol)
+    found = found or first_match(
+        value, {f'ws[:, {j}] with no affine': ws[:, j] for j in range(ws.shape[1])}, tol
+    )
     return found and found[0]
 
 def _a2_values(G, s, ws):
     ref, bad = w_plus_to_s(G, ws), []
     for n in ref:
         if max_error(s[n], ref[n]) > 1e-5 * max(1., ref[n].abs().max().item()):
-            bad.append(f"{n} is {which_w(G, n, s[n], ws) or 'not A(ws[:, j]) for any j'} (expected A(ws[:, {G.synthesis.w_index[n]}]))")
+            bad.append(
+                f"{n} is {which_w(G, n, s[n], ws) or 'not A(ws[:, j]) for any j'} (expected A(ws[:, "
+                f"{G.synthesis.w_index[n]}]))"
+            )
     return ("each layer's style is its affine of its w", not bad, '; '.join(bad[:4]) + (
-        '. Each conv layer takes the next w in turn; a toRGB layer has no w of its own and shares the w of the next '
+        '. Each conv layer takes the next w in turn; a toRGB layer has no w of its own and shares the w of '
+        'the next '
         "block's conv0 (the kit's G.synthesis.w_index)" if bad else ''))
 
 def _a2_names(s, layout):
     missing, extra = [n for n in layout.names if n not in s], [n for n in s if n not in layout.names]
     if missing or extra:
-        tr = ' The toRGB layers have affines and styles too.' if any(n.endswith('torgb') for n in missing) else ''
-        return 'all style layers, named as in StyleLayout', False, f'missing {missing[:4]}, unknown {extra[:4]} ({len(layout)} expected).{tr}'
+        tr = (
+            ' The toRGB layers have affines and styles too.'
+            if any(n.endswith('torgb') for n in missing)
+            else ''
+        )
+        return (
+            'all style layers, named as in StyleLayout',
+            False,
+            f'missing {missing[:4]}, unknown {extra[:4]} ({len(layout)} expected).{tr}',
+        )
     ok = list(s) == list(layout.names)
-    return 'all style layers, in StyleSpace order', ok, '' if ok else f'the order must be that of G.synthesis.style_layers(): {layout.names[:5]}…'
+    return (
+        'all style layers, in StyleSpace order',
+        ok,
+        '' if ok else f'the order must be that of G.synthesis.style_layers(): {layout.names[:5]}…',
+    )
 
 # %% ../nbs/51_checks_synthesis.ipynb #35eb2121
 def flat_mistakes(layout, i, c):
     "{description: the flat index that mistake gives} for layer `i`, channel `c`."
-    m = {'one too many (off by one)': layout.offsets[i] + c + 1, 'one too few (off by one)': layout.offsets[i] + c - 1,
-         "the layer's own channels counted in its offset": layout.offsets[i] + layout.channels[i] + c}
-    if not layout.names[i].endswith('torgb'): m['the toRGB layers not counted'] = layout.without_torgb().flat_index(layout.names[i], c)
+    m = {
+        'one too many (off by one)': layout.offsets[i] + c + 1,
+        'one too few (off by one)': layout.offsets[i] + c - 1,
+        "the layer's own channels counted in its offset": layout.offsets[i] + layout.channels[i] + c,
+    }
+    if not layout.names[i].endswith('torgb'):
+        m['the toRGB layers not counted'] = layout.without_torgb().flat_index(layout.names[i], c)
     return m
 
 def _a2_flat(flat_index, G, by):
@@ -182,15 +270,32 @@ def _a2_flat(flat_index, G, by):
     for i, (name, C) in enumerate(zip(layout.names, layout.channels)):
         for c in (0, C // 2, C - 1):
             layer = name if by == 'name' else i
-            try: got = flat_index(G, layer, c)
-            except NotImplementedError: raise
-            except Exception as e: return f'flat_index by layer {by}', False, f'flat_index(G, {layer!r}, {c}) raised {type(e).__name__}: {e}'
+            try:
+                got = flat_index(G, layer, c)
+            except NotImplementedError:
+                raise
+            except Exception as e:
+                return (
+                    f'flat_index by layer {by}',
+                    False,
+                    f'flat_index(G, {layer!r}, {c}) raised {type(e).__name__}: {e}',
+                )
             want = layout.flat_index(i, c)
             if got != want:
-                why = next((f' It looks like {k}.' for k, v in flat_mistakes(layout, i, c).items() if v == got), '')
-                want_is = (f"= the {i} layers before {name} ({' + '.join(map(str, layout.channels[:i]))} channels) + channel {c}"
-                           if i else f'({name} is the first layer, so its flat index is the channel itself)')
-                return f'flat_index by layer {by}', False, f'flat_index(G, {layer!r}, {c}) = {got}, expected {want} {want_is}.{why}'
+                why = next(
+                    (f' It looks like {k}.' for k, v in flat_mistakes(layout, i, c).items() if v == got), ''
+                )
+                want_is = (
+                    f"= the {i} layers before {name} ({' + '.join(map(str, layout.channels[:i]))} channels) "
+                    f"+ channel {c}"
+                    if i
+                    else f'({name} is the first layer, so its flat index is the channel itself)'
+                )
+                return (
+                    f'flat_index by layer {by}',
+                    False,
+                    f'flat_index(G, {layer!r}, {c}) = {got}, expected {want} {want_is}.{why}',
+                )
     return f'flat_index by layer {by}', True, f'all {len(layout)} layers, first / middle / last channel'
 
 # %% ../nbs/51_checks_synthesis.ipynb #1b6023e4
@@ -200,23 +305,44 @@ def _a2_hand(G, s_of, j=3):
     s0 = s_of(ws.clone())
     ws[:, j] = torch.randn(G.w_dim, generator=torch.Generator().manual_seed(7))
     s1 = s_of(ws)
-    got, want = [n for n in s1 if max_error(s1[n], s0[n]) > 0], [n for n, k in G.synthesis.w_index.items() if k == j]
+    got, want = (
+        [n for n in s1 if max_error(s1[n], s0[n]) > 0],
+        [n for n, k in G.synthesis.w_index.items() if k == j],
+    )
     return (f'ws[:, {j}] feeds exactly {want}', got == want, f'changing only ws[:, {j}] changed {got}')
 
 @torch.no_grad()
 def check_a2(w_plus_to_styles, flat_index, G=None):
-    "Grade A2: `w_plus_to_styles(G, ws)` against `w_plus_to_s`, `flat_index(G, layer, channel)` against `StyleLayout`."
+    """Grade A2: `w_plus_to_styles(G, ws)` against `w_plus_to_s`, `flat_index(G, layer, channel)` against
+    `StyleLayout`."""
     G = load_pretrained('faces128') if G is None else G
-    layout, ws = StyleLayout.from_generator(G), torch.randn(2, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(0))
+    layout, ws = (
+        StyleLayout.from_generator(G),
+        torch.randn(2, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(0)),
+    )
     out = {}
     def runs():
-        try: out['s'] = s = w_plus_to_styles(G, ws)
-        except IndexError as e: raise IndexError(f'{e}. There are {len(layout)} style layers but {G.num_ws} ws, so the w index is not '
-            'the layer\'s position: each conv layer takes the next w, a toRGB layer shares the w of the next conv layer') from e
+        try:
+            out['s'] = s = w_plus_to_styles(G, ws)
+        except IndexError as e:
+            raise IndexError(
+                f'{e}. There are {len(layout)} style layers but {G.num_ws} ws, so the w index is not '
+                'the layer\'s position: each conv layer takes the next w, a toRGB layer shares the w of the '
+                'next '
+                'conv layer'
+            ) from e
         return 'returns {layer: [N, C]}', isinstance(s, Mapping), f'got {type(s).__name__}'
     def shapes():
-        wrong = [f'{n}: {_shape(out["s"][n])}' for n, c in zip(layout.names, layout.channels) if _shape(out['s'][n]) != [2, c]]
-        return 'each layer [N, C]', not wrong, '' if not wrong else ', '.join(wrong[:4]) + ' (expected [N=2, C], C = the layer\'s channels)'
+        wrong = [
+            f'{n}: {_shape(out["s"][n])}'
+            for n, c in zip(layout.names, layout.channels)
+            if _shape(out['s'][n]) != [2, c]
+        ]
+        return (
+            'each layer [N, C]',
+            not wrong,
+            '' if not wrong else ', '.join(wrong[:4]) + ' (expected [N=2, C], C = the layer\'s channels)',
+        )
     return grade('A2 W+ → StyleSpace and flat index', [
         runs, lambda: _a2_names(out['s'], layout), shapes, lambda: _a2_values(G, out['s'], ws),
         lambda: _a2_hand(G, lambda w: w_plus_to_styles(G, w)),
@@ -230,19 +356,36 @@ def a6_inputs(G, n_frames=3, seed=0, psi=0.7):
 def a6_mistakes(G, w_id, s_f, name):
     "{description: the [T, C] value that mistake gives on layer `name`}."
     a, sf = w_plus_to_s(G, w_id)[name], s_f[name]
-    m = {'A_l(W_ID) without S_F': a.expand_as(sf), 'S_F alone (A_l(W_ID) left out)': sf, 'A_l(W_ID) − S_F (subtracted)': a - sf}
+    m = {
+        'A_l(W_ID) without S_F': a.expand_as(sf),
+        'S_F alone (A_l(W_ID) left out)': sf,
+        'A_l(W_ID) − S_F (subtracted)': a - sf,
+    }
     if sf.shape[1] == G.w_dim:
         affine = dict(G.synthesis.style_layers())[name].affine
-        m['A_l(W_ID + S_F): S_F added to w before the affine, not to the style s'] = affine(w_id[:, G.synthesis.w_index[name]] + sf)
-    m.update({f"S_F of {o} added to {name} (layers mixed up)": a + v for o, v in s_f.items() if o != name and v.shape == sf.shape})
+        m['A_l(W_ID + S_F): S_F added to w before the affine, not to the style s'] = affine(
+            w_id[:, G.synthesis.w_index[name]] + sf
+        )
+    m.update(
+        {
+            f"S_F of {o} added to {name} (layers mixed up)": a + v
+            for o, v in s_f.items()
+            if o != name and v.shape == sf.shape
+        }
+    )
     return m
 
 def _a6_layers(G, s, w_id, s_f, with_sf):
     "Per-layer max error on S_F's layers (`with_sf`) or on all others, with a diagnosis for each wrong layer."
     ref, T = hybrid_styles(G, w_id, s_f), next(iter(s_f.values())).shape[0]
-    a = w_plus_to_s(G, w_id)                                    # A_l(W_ID) computed on batch 1 (ref: on batch T)
+    a = w_plus_to_s(G, w_id)  # A_l(W_ID) computed on batch 1 (ref: on batch T)
     names = [n for n in ref if (n in s_f) == with_sf]
-    errs = {n: max_error(s[n], ref[n]) if with_sf else min(max_error(s[n], ref[n]), max_error(s[n], a[n].expand(T, -1))) for n in names}
+    errs = {
+        n: max_error(s[n], ref[n])
+        if with_sf
+        else min(max_error(s[n], ref[n]), max_error(s[n], a[n].expand(T, -1)))
+        for n in names
+    }
     tol = 1e-5 if with_sf else 1e-6                             # 'exactly': float rounding only
     bad = [n for n in names if errs[n] > tol * max(1., ref[n].abs().max().item())]
     if with_sf:
@@ -254,8 +397,13 @@ def _a6_layers(G, s, w_id, s_f, with_sf):
         hint = '; '.join(f"{', '.join(ns)} {'is' if len(ns) == 1 else 'are'} {w}" for w, ns in why.items())
     else:
         extra = {n: [o for o, v in s_f.items() if max_error(s[n] - ref[n], v) <= 1e-5] for n in bad}
-        hint = ('S_F belongs only on its own layers, but ' + ', '.join(f'{n} got S_F of {extra[n][0]} added' if extra[n] else
-                f'{n} differs' for n in bad[:4]) + '; a layer without S_F is A_l(W_ID), unchanged')
+        hint = (
+            'S_F belongs only on its own layers, but '
+            + ', '.join(
+                f'{n} got S_F of {extra[n][0]} added' if extra[n] else f'{n} differs' for n in bad[:4]
+            )
+            + '; a layer without S_F is A_l(W_ID), unchanged'
+        )
         what = 'layers without S_F equal A_l(W_ID) exactly'
     table = ', '.join(f'{n} {e:.1g}' for n, e in errs.items())
     return what, not bad, f'max error per layer: {table}' + ('' if not bad else f'. {hint}')
@@ -263,38 +411,67 @@ def _a6_layers(G, s, w_id, s_f, with_sf):
 # %% ../nbs/51_checks_synthesis.ipynb #7efc021b
 def _a6_compose(compose, G, w_id, s_f, layout):
     s = compose(G, w_id, s_f)
-    if not isinstance(s, Mapping): return None, ('compose returns {layer: [T, C]}', False, f'got {type(s).__name__}')
+    if not isinstance(s, Mapping):
+        return None, ('compose returns {layer: [T, C]}', False, f'got {type(s).__name__}')
     T, missing = next(iter(s_f.values())).shape[0], [n for n in layout.names if n not in s]
-    if missing: return s, ('all style layers present', False, f'missing {missing[:4]}: every layer needs a style, A_l(W_ID) where S_F has none')
+    if missing:
+        return s, (
+            'all style layers present',
+            False,
+            f'missing {missing[:4]}: every layer needs a style, A_l(W_ID) where S_F has none',
+        )
     wrong = {n: _shape(s[n]) for n, c in zip(layout.names, layout.channels) if _shape(s[n]) != [T, c]}
     return s, (f'every layer [T={T}, C]', not wrong, '' if not wrong else f'{dict(list(wrong.items())[:3])}: '
                f'expand A_l(W_ID) [1, C] to the {T} frames so every layer is [{T}, C]')
 
 def _a6_images(reenact, G, w_id, s_f):
     img, ref = reenact(G, w_id, s_f), render_hybrid(G, w_id, s_f)
-    if _shape(img) != list(ref.shape): return 'reenact renders [T, 3, R, R]', False, f'got {_shape(img)}, expected {list(ref.shape)}'
+    if _shape(img) != list(ref.shape):
+        return 'reenact renders [T, 3, R, R]', False, f'got {_shape(img)}, expected {list(ref.shape)}'
     err, still = max_error(img, ref), max_error(img, G.synthesis(w_id).expand_as(ref))
     hint = (' The frames are the source face without S_F.' if still <= 1e-3 else
             ' Render synthesis_from_s(G, compose(G, w_id, s_f)) with the constant noise (the default).')
-    return 'frames equal render_hybrid', err <= 1e-3, f'max pixel error {err:.1g} (tolerance 1e-3)' + ('' if err <= 1e-3 else hint)
+    return (
+        'frames equal render_hybrid',
+        err <= 1e-3,
+        f'max pixel error {err:.1g} (tolerance 1e-3)' + ('' if err <= 1e-3 else hint),
+    )
 
 @torch.no_grad()
 def check_a6(compose, reenact, G=None):
-    "Grade A6: `compose(G, w_id, s_f)` against `hybrid_styles`, `reenact(G, w_id, s_f)` against `render_hybrid`."
+    """Grade A6: `compose(G, w_id, s_f)` against `hybrid_styles`, `reenact(G, w_id, s_f)` against
+    `render_hybrid`."""
     G = load_pretrained('faces128') if G is None else G
     layout, (w_id, s_f), out = StyleLayout.from_generator(G), a6_inputs(G), {}
-    s_ab = w_plus_to_s(G, G.sample_ws([1, 2, 3], truncation_psi=0.7))                 # 3 other faces
-    s_f2 = {n: s_ab[n][1:] - s_ab[n][:1] for n in conv_layer_names(layout)[:3]}       # true differences, 2 frames
+    s_ab = w_plus_to_s(G, G.sample_ws([1, 2, 3], truncation_psi=0.7))            # 3 other faces
+    s_f2 = {n: s_ab[n][1:] - s_ab[n][:1] for n in conv_layer_names(layout)[:3]}  # true differences, 2 frames
     def first():
         out['s'], result = _a6_compose(compose, G, w_id, s_f, layout)
         return result
     def other_layers():
         what = f'S_F on other layers ({", ".join(s_f2)}), 2 frames'
-        try: s, result = _a6_compose(compose, G, w_id, s_f2, layout)
-        except KeyError as e: return what, False, f'KeyError {e}: use the layers S_F has (s_f.items()), not a fixed list'
+        try:
+            s, result = _a6_compose(compose, G, w_id, s_f2, layout)
+        except KeyError as e:
+            return what, False, f'KeyError {e}: use the layers S_F has (s_f.items()), not a fixed list'
         if not result[1]: return what, False, f'{result[0]}: {result[2]}'
-        fails = [r for r in (_a6_layers(G, s, w_id, s_f2, True), _a6_layers(G, s, w_id, s_f2, False)) if not r[1]]
-        return what, not fails, 'uses the layers S_F has' if not fails else f'use the layers S_F has, not a fixed list: {fails[0][2]}'
-    return grade('A6 hybrid composition', [
-        first, lambda: _a6_layers(G, out['s'], w_id, s_f, False), lambda: _a6_layers(G, out['s'], w_id, s_f, True),
-        other_layers, lambda: _a6_images(reenact, G, w_id, s_f)])
+        fails = [
+            r for r in (_a6_layers(G, s, w_id, s_f2, True), _a6_layers(G, s, w_id, s_f2, False)) if not r[1]
+        ]
+        return (
+            what,
+            not fails,
+            'uses the layers S_F has'
+            if not fails
+            else f'use the layers S_F has, not a fixed list: {fails[0][2]}',
+        )
+    return grade(
+        'A6 hybrid composition',
+        [
+            first,
+            lambda: _a6_layers(G, out['s'], w_id, s_f, False),
+            lambda: _a6_layers(G, out['s'], w_id, s_f, True),
+            other_layers,
+            lambda: _a6_images(reenact, G, w_id, s_f),
+        ],
+    )

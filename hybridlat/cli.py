@@ -40,8 +40,10 @@ def demo_generator(checkpoint=None, seed=0):
         return load_generator(checkpoint), f'checkpoint {Path(checkpoint).name}'
     from hybridlat.pretrained import load_pretrained, pretrained_facts
     facts = pretrained_facts('faces128')
-    return load_pretrained('faces128'), (f"embedded faces128 generator ({facts['images_seen']:,} images seen in "
-                                         f"{facts['steps']:,} steps; see its model card)")
+    return load_pretrained('faces128'), (
+        f"embedded faces128 generator ({facts['images_seen']:,} images seen in "
+        f"{facts['steps']:,} steps; see its model card)"
+    )
 
 # %% ../nbs/11_cli.ipynb #43d6d2a3
 @no_grad
@@ -52,7 +54,8 @@ def sample_grid(G, seeds, psis=(1.0, 0.7)):
 
 @no_grad
 def mixing_grid(G, seed_a, seeds_b, split=None):
-    "Row 0: source B images; row 1: A with B's coarse layers; row 2: A with B's fine layers. [3·len(seeds_b), 3, R, R]."
+    """Row 0: source B images; row 1: A with B's coarse layers; row 2: A with B's fine layers.
+    [3·len(seeds_b), 3, R, R]."""
     import torch
     from hybridlat.generator import mix_styles
     split = split or G.num_ws // 2
@@ -72,7 +75,11 @@ def channel_grid(G, seed, channels, sigmas=(-5, 0, 5), n_stats=64):
     import torch
     from hybridlat.stylespace import synthesis_from_s, w_plus_to_s
     s, std = w_plus_to_s(G, G.sample_ws([seed])), style_std(G, n_stats)
-    rows = [synthesis_from_s(G, s.edit_channel(l, c, k * std[l][0, c].item())) for l, c in channels for k in sigmas]
+    rows = [
+        synthesis_from_s(G, s.edit_channel(l, c, k * std[l][0, c].item()))
+        for l, c in channels
+        for k in sigmas
+    ]
     return torch.cat(rows)
 
 # %% ../nbs/11_cli.ipynb #f4da42e2
@@ -101,7 +108,8 @@ def demo_motion(G, n_frames=48, fps=24, seed=0):
     "S_F {layer: [T, C]} of one face talking: the shipped motion directions on a talking-like sequence."
     from hybridlat.synthetic_pairs import load_motion_directions, motion_sequence
     try: directions = load_motion_directions('faces128', G)
-    except (FileNotFoundError, ValueError): return pca_motion(G, n_frames)   # other weights: principal directions
+    # other weights: principal directions
+    except (FileNotFoundError, ValueError): return pca_motion(G, n_frames)
     return motion_sequence(directions, n_frames, fps=fps, seed=seed)
 
 # %% ../nbs/11_cli.ipynb #407490ea
@@ -110,15 +118,28 @@ def demo_reenactment(G, seed_source, seed_driving, n_frames=48, encoder=None, ps
     "(source [1, 3, R, R], driving [T, 3, R, R], output [T, 3, R, R]) of the synthetic re-enactment."
     import torch
     from hybridlat.encoder import render_hybrid
-    w_src, w_drv = G.sample_ws([seed_source], truncation_psi=psi), G.sample_ws([seed_driving], truncation_psi=psi)
+    w_src, w_drv = (
+        G.sample_ws([seed_source], truncation_psi=psi),
+        G.sample_ws([seed_driving], truncation_psi=psi),
+    )
     s_f = demo_motion(G, n_frames)
     chunks = lambda d, i: {l: v[i:i + batch_size] for l, v in d.items()}
     driving = torch.cat([render_hybrid(G, w_drv, chunks(s_f, i)) for i in range(0, n_frames, batch_size)])
     source = G.synthesis(w_src)
     if encoder is not None:                                   # encode pictures, as for real videos
         w_src = encoder.encode_identity(source)
-        s_f = {l: torch.cat(v) for l, v in zip(s_f, zip(*[encoder.encode_deformation(driving[i:i + batch_size]).values()
-                                                            for i in range(0, n_frames, batch_size)]))}
+        s_f = {
+            l: torch.cat(v)
+            for l, v in zip(
+                s_f,
+                zip(
+                    *[
+                        encoder.encode_deformation(driving[i : i + batch_size]).values()
+                        for i in range(0, n_frames, batch_size)
+                    ]
+                ),
+            )
+        }
     output = torch.cat([render_hybrid(G, w_src, chunks(s_f, i)) for i in range(0, n_frames, batch_size)])
     return source, driving, output
 
@@ -159,7 +180,11 @@ def channel_changes(grid, n_sigmas=3):
 def demo_encoder(G, encoder=None, checkpoint=None, true_latents=False):
     "(encoder or None for true latents, what the demo says about it)."
     if true_latents: return None, 'true latents of the generated frames (--true-latents)'
-    if encoder is None and checkpoint is not None: return None, 'true latents of the generated frames (no encoder ships for --checkpoint; give --encoder)'
+    if encoder is None and checkpoint is not None:
+        return (
+            None,
+            'true latents of the generated frames (no encoder ships for --checkpoint; give --encoder)',
+        )
     from hybridlat.reenact import default_encoder                          # a path, or the shipped encoder
     return default_encoder(G, encoder), (f'encoded by {encoder}' if encoder is not None else
                                          'encoded by the shipped faces128 encoder (data/faces128_encoder.md)')
@@ -171,19 +196,23 @@ def demo_readme(info):
         f"hybridlat demo: what each file shows (generator: {info['generator']}).", '',
         f"samples.png              random faces, one column per seed {info['seeds']}; top row truncation "
         "psi 1.0, bottom row psi 0.7 (closer to the average face: cleaner, less varied).",
-        "style_mixing.png         top row: faces B; middle: face A with B's coarse styles (pose, face shape); "
+        "style_mixing.png         top row: faces B; middle: face A with B's coarse styles (pose, face "
+        "shape); "
         "bottom: face A with B's fine styles (colours, texture).",
         "stylespace_channels.png  one StyleSpace channel per row (of the channels tried in each deformation "
         "layer, those that move this face most), moved by -5, 0 and +5 standard deviations; mean pixel "
         "change "
         f"{', '.join(map(str, info['channel_change']))} / 255.",
         f"reenactment.png          top row: driving frames (face {r['driving_seed']} talking: mouth, blinks, "
-        f"head turns through the kit's motion directions); bottom row: the source face (seed {r['source_seed']}) "
+        f"head turns through the kit's motion directions); bottom row: the source face (seed "
+        f"{r['source_seed']}) "
         f"re-enacted, S_F {r['latents']}.",
         "reenactment.mp4          the same as a video: source | driving | re-enacted, side by side.",
         "demo.json                the facts behind these files.", ''])
 
-def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None, n_frames=48, true_latents=False):
+def run_demo(
+    out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None, n_frames=48, true_latents=False
+):
     "Render the labelled demo grids, the re-enacted video and a README into `out`; returns {name: path}."
     import torch
     from hybridlat.images import atomic_path, save_labelled_grid
@@ -195,16 +224,36 @@ def run_demo(out='demo_out', checkpoint=None, seed=0, n_samples=6, encoder=None,
     channel_images = channel_grid(G, seed, channels)
     source, driving, output = demo_reenactment(G, seed, seed + 100, n_frames, encoder=E)
     every = n_frames // 6
-    grids = {'samples.png': (sample_grid(G, seeds), n_samples, ['ψ = 1.0', 'ψ = 0.7'],
-                             [f'seed {s}' for s in seeds], 'Samples of the generator'),
-             'style_mixing.png': (mixing_grid(G, seed, seeds[1:5]), 4,
-                                  ['B', f"A + B's coarse (w0–w{split - 1})", f"A + B's fine (w{split}–)"],
-                                  [f'B = seed {s}' for s in seeds[1:5]], f'Style mixing, A = seed {seed}'),
-             'stylespace_channels.png': (channel_images, 3,
-                                         [f'{layer}:{c}' for layer, c in channels], ['−5σ', '0', '+5σ'],
-                                         'One StyleSpace channel per row'),
-             'reenactment.png': (torch.cat([driving[::every][:6], output[::every][:6]]), 6, ['driving', 're-enacted'],
-                                 [f'frame {i * every}' for i in range(6)], 's = A(W_ID) + S_F: the source re-enacted')}
+    grids = {
+        'samples.png': (
+            sample_grid(G, seeds),
+            n_samples,
+            ['ψ = 1.0', 'ψ = 0.7'],
+            [f'seed {s}' for s in seeds],
+            'Samples of the generator',
+        ),
+        'style_mixing.png': (
+            mixing_grid(G, seed, seeds[1:5]),
+            4,
+            ['B', f"A + B's coarse (w0–w{split - 1})", f"A + B's fine (w{split}–)"],
+            [f'B = seed {s}' for s in seeds[1:5]],
+            f'Style mixing, A = seed {seed}',
+        ),
+        'stylespace_channels.png': (
+            channel_images,
+            3,
+            [f'{layer}:{c}' for layer, c in channels],
+            ['−5σ', '0', '+5σ'],
+            'One StyleSpace channel per row',
+        ),
+        'reenactment.png': (
+            torch.cat([driving[::every][:6], output[::every][:6]]),
+            6,
+            ['driving', 're-enacted'],
+            [f'frame {i * every}' for i in range(6)],
+            's = A(W_ID) + S_F: the source re-enacted',
+        ),
+    }
     written = {name: save_labelled_grid(out / name, imgs, ncols, rows, cols, title)
                for name, (imgs, ncols, rows, cols, title) in grids.items()}
     written['reenactment.mp4'] = write_reenactment_video(out / 'reenactment.mp4', source, driving, output)

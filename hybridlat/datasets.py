@@ -27,7 +27,8 @@ from PIL import Image, ImageFilter
 from scipy import ndimage
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
-from .faces import ImageReadError, NoFaceError, align_face, align_frames, detect_faces, face_landmarks, load_image
+from .faces import (ImageReadError, NoFaceError, align_face, align_frames, detect_faces,
+    face_landmarks, load_image)
 from .images import atomic_path
 from .video import VideoReadError, read_video
 
@@ -38,10 +39,13 @@ _UTK_NAME = re.compile(r'^(\d+)_(\d+)_(\d+)_(\d+)\.jpg\.chip\.jpg$')
 def parse_utkface_name(name):
     "Labels `dict(age, gender, race)` from a UTKFace file name; `ValueError` when it does not parse."
     m = _UTK_NAME.match(Path(name).name)
-    if m is None: raise ValueError(f"not a UTKFace name AGE_GENDER_RACE_DATE.jpg.chip.jpg: {Path(name).name!r}")
+    if m is None:
+        raise ValueError(f"not a UTKFace name AGE_GENDER_RACE_DATE.jpg.chip.jpg: {Path(name).name!r}")
     age, gender, race = (int(g) for g in m.groups()[:3])
     if not (0 < age <= 120 and gender in (0, 1) and race in range(5)):
-        raise ValueError(f"label out of range in {Path(name).name!r}: age {age}, gender {gender}, race {race}")
+        raise ValueError(
+            f"label out of range in {Path(name).name!r}: age {age}, gender {gender}, race {race}"
+        )
     return dict(age=age, gender=gender, race=race)
 
 # %% ../nbs/23_datasets.ipynb #5cbc1fd4
@@ -69,7 +73,8 @@ def detect_one(img, upsample=(0, 1, 2)):
 
 # %% ../nbs/23_datasets.ipynb #194faef8
 def crop_coverage(matrix, size, src_hw):
-    "Boolean mask [size, size]: which crop pixels (crop = `matrix` · photo coords) fall inside the `src_hw` photo."
+    """Boolean mask [size, size]: which crop pixels (crop = `matrix` · photo coords) fall inside the `src_hw`
+    photo."""
     inv = np.linalg.inv(matrix)
     ys, xs = np.mgrid[0:size, 0:size]
     x = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
@@ -77,7 +82,8 @@ def crop_coverage(matrix, size, src_hw):
     return (x >= -0.5) & (x <= src_hw[1] - 0.5) & (y >= -0.5) & (y <= src_hw[0] - 0.5)
 
 def soften_border(crop, inside, blur=0.05, fade=0.3):
-    "FFHQ's padding treatment on a crop [S, S, 3]: blur outside `inside` [S, S] and fade to the median colour."
+    """FFHQ's padding treatment on a crop [S, S, 3]: blur outside `inside` [S, S] and fade to the median
+    colour."""
     if inside.all() or not inside.any(): return crop
     size = crop.shape[0]
     dist = (ndimage.distance_transform_edt(~inside) - ndimage.distance_transform_edt(inside)) / (fade * size)
@@ -89,7 +95,8 @@ def soften_border(crop, inside, blur=0.05, fade=0.3):
 
 # %% ../nbs/23_datasets.ipynb #305e78e7
 def align_photo(path, resolution=128, upsample=(0, 1, 2), border='soft'):
-    "(crop [R, R, 3] uint8, info dict) for the single face in `path`, or (None, reason) when there is not exactly one."
+    """(crop [R, R, 3] uint8, info dict) for the single face in `path`, or (None, reason) when there is not
+    exactly one."""
     try: img = load_image(path)
     except (ImageReadError, OSError): return None, 'unreadable'
     boxes, level = detect_one(img, upsample)
@@ -107,12 +114,17 @@ class _Jobs(torch.utils.data.Dataset):
     def __len__(self): return len(self.jobs)
     def __getitem__(self, i): return self.fn(self.jobs[i])
 
-def _as_is(item): return item                      # no collation: results come back exactly as `fn` returned them
+def _as_is(item): return item  # no collation: results come back exactly as `fn` returned them
 
 def _pool_map(fn, jobs, workers):
-    "Ordered lazy map of `fn` over `jobs` in `workers` DataLoader worker processes (plain `map` when `workers` <= 1)."
-    if workers <= 1: yield from map(fn, jobs); return
-    yield from torch.utils.data.DataLoader(_Jobs(fn, jobs), batch_size=None, num_workers=workers, collate_fn=_as_is, prefetch_factor=8)
+    """Ordered lazy map of `fn` over `jobs` in `workers` DataLoader worker processes (plain `map` when
+    `workers` <= 1)."""
+    if workers <= 1:
+        yield from map(fn, jobs)
+        return
+    yield from torch.utils.data.DataLoader(
+        _Jobs(fn, jobs), batch_size=None, num_workers=workers, collate_fn=_as_is, prefetch_factor=8
+    )
 
 # %% ../nbs/23_datasets.ipynb #3225c4d7
 def encode_jpeg(img, quality=85):
@@ -129,7 +141,8 @@ def decode_jpeg(data):
 LABEL_FIELDS = ('file', 'source', 'name', 'age', 'gender', 'race')
 
 def _align_job(job):
-    "Worker: (source, path, labels, resolution, quality) → (source, path, labels, jpeg bytes | None, info | reason)."
+    """Worker: (source, path, labels, resolution, quality) → (source, path, labels, jpeg bytes | None, info |
+    reason)."""
     src, path, labels, resolution, quality = job
     crop, info = align_photo(path, resolution)
     return src, path, labels, (encode_jpeg(crop, quality) if crop is not None else None), info
@@ -147,8 +160,13 @@ class BuildReport:
     def _repr_markdown_(self):
         keys = sorted({k for s in self.sources.values() for k in s})
         rows = ['| source | ' + ' | '.join(keys) + ' |', '|---|' + '---|' * len(keys)]
-        rows += [f'| {n} | ' + ' | '.join(str(s.get(k, '')) for k in keys) + ' |' for n, s in self.sources.items()]
-        return '\n'.join(rows) + f'\n\n{self.path.name}: {self.size_bytes / 1e6:.1f} MB in {self.seconds:.0f} s, {self.settings}'
+        rows += [
+            f'| {n} | ' + ' | '.join(str(s.get(k, '')) for k in keys) + ' |' for n, s in self.sources.items()
+        ]
+        return (
+            '\n'.join(rows)
+            + f'\n\n{self.path.name}: {self.size_bytes / 1e6:.1f} MB in {self.seconds:.0f} s, {self.settings}'
+        )
 
 # %% ../nbs/23_datasets.ipynb #8b2a3871
 def _source_stats(records):
@@ -169,7 +187,9 @@ def _as_sources(folders):
     return {str(k): Path(v) for k, v in folders.items()}
 
 # %% ../nbs/23_datasets.ipynb #a65d2f6b
-def build_face_dataset(folders, resolution, out, max_per_source=None, quality=80, workers=2, seed=0, progress=True):
+def build_face_dataset(
+    folders, resolution, out, max_per_source=None, quality=80, workers=2, seed=0, progress=True
+):
     "Align the faces of `folders` into one zip of JPEGs + labels at `out`; returns a `BuildReport`."
     sources, t0 = _as_sources(folders), time.time()
     jobs, records, rows = [], {s: [] for s in sources}, []
@@ -184,13 +204,32 @@ def build_face_dataset(folders, resolution, out, max_per_source=None, quality=80
             if jpeg is None: continue
             name = f'images/{len(rows):06d}.jpg'
             zf.writestr(name, jpeg)
-            rows.append(dict(file=name, source=src, name=path.name, **{k: labels.get(k, -1) for k in ('age', 'gender', 'race')}))
+            rows.append(
+                dict(
+                    file=name,
+                    source=src,
+                    name=path.name,
+                    **{k: labels.get(k, -1) for k in ('age', 'gender', 'race')},
+                )
+            )
         if not rows: raise ValueError(f'no face could be aligned in {list(sources.values())}')
-        table = io.StringIO(); w = csv.DictWriter(table, LABEL_FIELDS); w.writeheader(); w.writerows(rows)
+        table = io.StringIO()
+        w = csv.DictWriter(table, LABEL_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
         zf.writestr('labels.csv', table.getvalue(), zipfile.ZIP_DEFLATED)
-        report = BuildReport(Path(out), dict(resolution=resolution, quality=quality, max_per_source=max_per_source, seed=seed),
-                             {s: _source_stats(r) for s, r in records.items()}, seconds=round(time.time() - t0, 1))
-        zf.writestr('report.json', json.dumps(dict(settings=report.settings, sources=report.sources, seconds=report.seconds), indent=1))
+        report = BuildReport(
+            Path(out),
+            dict(resolution=resolution, quality=quality, max_per_source=max_per_source, seed=seed),
+            {s: _source_stats(r) for s, r in records.items()},
+            seconds=round(time.time() - t0, 1),
+        )
+        zf.writestr(
+            'report.json',
+            json.dumps(
+                dict(settings=report.settings, sources=report.sources, seconds=report.seconds), indent=1
+            ),
+        )
     report.size_bytes = Path(out).stat().st_size
     return report
 
@@ -235,7 +274,8 @@ class FaceDataset(Dataset):
         return (self.transform(img) if self.transform else img), self.labels[i]
 
 # %% ../nbs/23_datasets.ipynb #29e8fb8c
-def _grey(x): return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]     # [N, 1, H, W], x in [0, 1]
+# [N, 1, H, W], x in [0, 1]
+def _grey(x): return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
 
 def _jitter(x, b, c, s):
     "Apply per-image brightness/contrast/saturation factors [N] to x [N, 3, H, W] in [-1, 1]."
@@ -246,14 +286,16 @@ def _jitter(x, b, c, s):
     return ((y - g) * s.view(-1, 1, 1, 1) + g).clamp(0, 1) * 2 - 1
 
 def augment(*batches, flip=0.5, brightness=0.1, contrast=0.1, saturation=0.1, generator=None):
-    "Random horizontal flip (probability `flip`) and colour jitter, the same for every batch given (all [N, 3, H, W])."
+    """Random horizontal flip (probability `flip`) and colour jitter, the same for every batch given (all [N,
+    3, H, W])."""
     x0 = batches[0]
     n, kw = x0.shape[0], dict(generator=generator, device=x0.device)
     flips = torch.rand(n, **kw) < flip
     factors = [1 + a * (2 * torch.rand(n, **kw) - 1) for a in (brightness, contrast, saturation)]
     out = []
     for x in batches:
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[0] != n: raise ValueError(f'expected [{n}, 3, H, W] batches, got {list(x.shape)}')
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[0] != n:
+            raise ValueError(f'expected [{n}, 3, H, W] batches, got {list(x.shape)}')
         x = torch.where(flips.view(-1, 1, 1, 1), x.flip(-1), x)
         out.append(_jitter(x, *factors))
     return out[0] if len(out) == 1 else tuple(out)
@@ -264,7 +306,9 @@ def hflip(x, p=0.5, generator=None):
 
 def color_jitter(x, brightness=0.1, contrast=0.1, saturation=0.1, generator=None):
     "Random brightness/contrast/saturation factors per image of [N, 3, H, W] in [-1, 1]."
-    return augment(x, flip=0, brightness=brightness, contrast=contrast, saturation=saturation, generator=generator)
+    return augment(
+        x, flip=0, brightness=brightness, contrast=contrast, saturation=saturation, generator=generator
+    )
 
 # %% ../nbs/23_datasets.ipynb #ba7471d8
 def _clip_job(job):
@@ -280,28 +324,43 @@ def _clip_job(job):
                                         detected=round(float(np.mean([a.detected for a in faces])), 3))
 
 # %% ../nbs/23_datasets.ipynb #0e0bd70b
-def build_clip_dataset(video_paths, resolution, out, fps=10, max_frames=None, quality=85, workers=2, progress=True):
-    "Aligned frames of each video into one zip (`clips/<name>/NNNNN.jpg` + `clips.json`); returns a `BuildReport`."
+def build_clip_dataset(
+    video_paths, resolution, out, fps=10, max_frames=None, quality=85, workers=2, progress=True
+):
+    """Aligned frames of each video into one zip (`clips/<name>/NNNNN.jpg` + `clips.json`); returns a
+    `BuildReport`."""
     paths, t0 = [Path(p) for p in video_paths], time.time()
-    if len({p.stem for p in paths}) < len(paths): raise ValueError('video file names (without suffix) must be unique')
+    if len({p.stem for p in paths}) < len(paths):
+        raise ValueError('video file names (without suffix) must be unique')
     jobs, clips, failed = [(p, resolution, fps, max_frames, quality) for p in paths], {}, {}
     with atomic_path(out) as tmp, zipfile.ZipFile(tmp, 'w', zipfile.ZIP_STORED) as zf:
-        for name, jpegs, info in tqdm(_pool_map(_clip_job, jobs, workers), total=len(jobs), desc='aligning clips', disable=not progress):
-            if jpegs is None: failed[name] = info; continue
+        for name, jpegs, info in tqdm(
+            _pool_map(_clip_job, jobs, workers), total=len(jobs), desc='aligning clips', disable=not progress
+        ):
+            if jpegs is None:
+                failed[name] = info
+                continue
             for i, j in enumerate(jpegs): zf.writestr(f'clips/{name}/{i:05d}.jpg', j)
             clips[name] = info
         if not clips: raise ValueError(f'no clip could be aligned: {failed}')
         settings = dict(resolution=resolution, fps=fps, max_frames=max_frames, quality=quality)
         zf.writestr('clips.json', json.dumps(dict(settings=settings, clips=clips, failed=failed), indent=1))
-    report = BuildReport(Path(out), settings, {n: dict(kept=c['frames'], detected=c['detected']) for n, c in clips.items()},
-                         Path(out).stat().st_size, round(time.time() - t0, 1))
+    report = BuildReport(
+        Path(out),
+        settings,
+        {n: dict(kept=c['frames'], detected=c['detected']) for n, c in clips.items()},
+        Path(out).stat().st_size,
+        round(time.time() - t0, 1),
+    )
     report.sources.update({n: dict(kept=0, failures={r: 1}) for n, r in failed.items()})
     return report
 
 # %% ../nbs/23_datasets.ipynb #703ca9bc
 class FramePairDataset(Dataset):
-    "(source, driving) frames [3, R, R] in [-1, 1] from one clip of a `build_clip_dataset` file, split by clip."
-    # `transform` applies to each frame separately; for one random augmentation per pair use `augment(src, drv)` on batches
+    """(source, driving) frames [3, R, R] in [-1, 1] from one clip of a `build_clip_dataset` file, split by
+    clip."""
+    # `transform` applies to each frame separately; for one random augmentation per pair use
+    # `augment(src, drv)` on batches
     def __init__(self, path, split='train', val_clips=2, seed=0, transform=None):
         if split not in ('train', 'val'): raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         self.zip, self.split, self.seed, self.transform = _ZipReader(path), split, seed, transform
@@ -310,13 +369,15 @@ class FramePairDataset(Dataset):
         names = sorted(self.meta['clips'])
         self.val_names = sorted(self._pick_val(names, val_clips, seed))
         self.clips = [n for n in names if (n in self.val_names) == (split == 'val')]
-        if not self.clips: raise ValueError(f'no {split} clips: {len(names)} clips, validation {self.val_names}')
+        if not self.clips:
+            raise ValueError(f'no {split} clips: {len(names)} clips, validation {self.val_names}')
         self.index = [(c, f) for c in self.clips for f in range(self.meta['clips'][c]['frames'])]
 
     @staticmethod
     def _pick_val(names, val_clips, seed):
         if isinstance(val_clips, int):
-            if not 0 < val_clips < len(names): raise ValueError(f'val_clips={val_clips} must be in 1…{len(names) - 1} ({len(names)} clips)')
+            if not 0 < val_clips < len(names):
+                raise ValueError(f'val_clips={val_clips} must be in 1…{len(names) - 1} ({len(names)} clips)')
             return [str(n) for n in np.random.default_rng(seed).permutation(names)[:val_clips]]
         unknown = set(val_clips) - set(names)
         if unknown: raise ValueError(f'unknown validation clips {sorted(unknown)}; clips are {names}')
@@ -337,7 +398,11 @@ def pair(self: FramePairDataset, i):
     clip, d = self.index[i]
     n = self.meta['clips'][clip]['frames']
     if n < 2: return clip, d, d
-    r = int(np.random.default_rng((self.seed, i)).integers(n - 1)) if self.split == 'val' else int(torch.randint(n - 1, ()))
+    r = (
+        int(np.random.default_rng((self.seed, i)).integers(n - 1))
+        if self.split == 'val'
+        else int(torch.randint(n - 1, ()))
+    )
     return clip, r + (r >= d), d                                       # any frame but the driving one
 
 @patch
@@ -346,9 +411,15 @@ def __getitem__(self: FramePairDataset, i):
     return self.frame(clip, s), self.frame(clip, d)
 
 # %% ../nbs/23_datasets.ipynb #d3a1e002
-HELD_OUT_CLIPS = ('dreamtalk_mead_W009_front_happy_level3_001', 'dreamtalk_mead_W009_front_surprised_level3_001',
-                  'lia_vox_driving2', 'liveportrait_d6', 'sadtalker_WDA_KatieHill_000')   # evaluation clips, by name
-HELD_OUT_PEOPLE = ('dreamtalk_mead_W009_',)    # name prefixes: every clip of these people stays out of training
+HELD_OUT_CLIPS = (
+    'dreamtalk_mead_W009_front_happy_level3_001',
+    'dreamtalk_mead_W009_front_surprised_level3_001',
+    # evaluation clips, by name
+    'lia_vox_driving2',
+    'liveportrait_d6',
+    'sadtalker_WDA_KatieHill_000',
+)
+HELD_OUT_PEOPLE = ('dreamtalk_mead_W009_',)  # name prefixes: every clip of these people stays out of training
 
 def is_held_out(name):
     "Whether the clip called `name` (no suffix) is an evaluation clip or shows a held-out person."

@@ -18,7 +18,8 @@ from .resample import setup_filter, conv2d_resample
 
 # %% ../nbs/12_discriminator.ipynb #c449237c
 class DownConv2dLayer(Conv2dLayer):
-    "`Conv2dLayer` that can FIR-filter and down-sample by `down` (NVIDIA's Conv2dLayer with `down`); keeps `resample_filter`."
+    """`Conv2dLayer` that can FIR-filter and down-sample by `down` (NVIDIA's Conv2dLayer with `down`); keeps
+    `resample_filter`."""
     def __init__(self, *args, down=1, resample_filter=(1, 3, 3, 1), **kwargs):
         "`Conv2dLayer`'s arguments, the integer down-sampling factor, the low-pass filter applied before it."
         super().__init__(*args, **kwargs)
@@ -32,7 +33,8 @@ class DownConv2dLayer(Conv2dLayer):
 
 # %% ../nbs/12_discriminator.ipynb #af8f6b0a
 class DiscriminatorBlock(nn.Module):
-    "One resolution of the residual discriminator: [fromrgb], conv0, conv1 (↓2), skip (↓2): [N, tmp, R, R] → [N, out, R/2, R/2]."
+    """One resolution of the residual discriminator: [fromrgb], conv0, conv1 (↓2), skip (↓2): [N, tmp, R, R] →
+    [N, out, R/2, R/2]."""
     def __init__(self,
         in_channels,                    # Number of input channels, 0 = first block (reads the image).
         tmp_channels,                   # Number of intermediate channels.
@@ -42,34 +44,42 @@ class DiscriminatorBlock(nn.Module):
         architecture='resnet',          # Only 'resnet' (StyleGAN2 config-f's discriminator) is implemented.
         activation='lrelu',             # Activation function.
         resample_filter=(1, 3, 3, 1),   # Low-pass filter to apply when resampling activations.
-        conv_clamp=None,                # Clamp the output of convolution layers to ±X, None = disable clamping.
-        use_fp16=False,                 # Accepted for NVIDIA compatibility; precision is left to torch.autocast.
+        conv_clamp=None,  # Clamp the output of convolution layers to ±X, None = disable clamping.
+        use_fp16=False,  # Accepted for NVIDIA compatibility; precision is left to torch.autocast.
     ):
         super().__init__()
-        if architecture != 'resnet': raise ValueError(f"only the 'resnet' discriminator architecture is implemented, got {architecture!r}")
-        if in_channels not in (0, tmp_channels): raise ValueError(f"in_channels must be 0 or tmp_channels={tmp_channels}, got {in_channels}")
+        if architecture != 'resnet':
+            raise ValueError(
+                f"only the 'resnet' discriminator architecture is implemented, got {architecture!r}"
+            )
+        if in_channels not in (0, tmp_channels):
+            raise ValueError(f"in_channels must be 0 or tmp_channels={tmp_channels}, got {in_channels}")
         self.in_channels, self.resolution, self.img_channels = in_channels, resolution, img_channels
         self.register_buffer('resample_filter', setup_filter(resample_filter))
         conv = lambda i, o, k, **kw: DownConv2dLayer(i, o, k, resample_filter=resample_filter, **kw)
-        if in_channels == 0: self.fromrgb = conv(img_channels, tmp_channels, 1, activation=activation, conv_clamp=conv_clamp)
+        if in_channels == 0:
+            self.fromrgb = conv(img_channels, tmp_channels, 1, activation=activation, conv_clamp=conv_clamp)
         self.conv0 = conv(tmp_channels, tmp_channels, 3, activation=activation, conv_clamp=conv_clamp)
         self.conv1 = conv(tmp_channels, out_channels, 3, activation=activation, down=2, conv_clamp=conv_clamp)
         self.skip = conv(tmp_channels, out_channels, 1, bias=False, down=2)
 
-    def forward(self, x, img):                      # x [N, tmp, R, R] (None in the first block), img [N, 3, R, R]
+    def forward(self, x, img):  # x [N, tmp, R, R] (None in the first block), img [N, 3, R, R]
         if self.in_channels == 0:
-            assert img.shape[1:] == (self.img_channels, self.resolution, self.resolution), \
-                f"image must be [N, {self.img_channels}, {self.resolution}, {self.resolution}], got {tuple(img.shape)}"
+            assert img.shape[1:] == (self.img_channels, self.resolution, self.resolution), (
+                f"image must be [N, {self.img_channels}, {self.resolution}, {self.resolution}], got "
+                f"{tuple(img.shape)}"
+            )
             x = self.fromrgb(img)                                                 # [N, tmp, R, R]
         y = self.skip(x, gain=math.sqrt(0.5))                                     # [N, out, R/2, R/2]
         x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))                        # [N, out, R/2, R/2]
-        return y + x, None                      # NVIDIA returns (x, img); with 'resnet' the image is not passed on
+        return y + x, None  # NVIDIA returns (x, img); with 'resnet' the image is not passed on
 
     def extra_repr(self): return f'resolution={self.resolution}, in={self.in_channels}'
 
 # %% ../nbs/12_discriminator.ipynb #0512b256
 class MinibatchStdLayer(nn.Module):
-    "Append the per-group standard deviation of the features as `num_channels` extra maps: [N, C, H, W] → [N, C+F, H, W]."
+    """Append the per-group standard deviation of the features as `num_channels` extra maps: [N, C, H, W] →
+    [N, C+F, H, W]."""
     def __init__(self, group_size, num_channels=1):
         super().__init__()
         self.group_size, self.num_channels = group_size, num_channels
@@ -79,11 +89,11 @@ class MinibatchStdLayer(nn.Module):
         G = min(self.group_size, N) if self.group_size is not None else N
         F_ = self.num_channels
         if N % G: raise ValueError(f"minibatch std: batch size {N} is not divisible by the group size {G}")
-        y = x.reshape(G, -1, F_, C // F_, H, W)             # [G, n, F, c, H, W]: n groups, strided over the batch
-        y = (y - y.mean(dim=0)).square().mean(dim=0)        # [n, F, c, H, W]    variance over each group
-        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])           # [n, F]             mean std over channels and pixels
-        y = y.reshape(-1, F_, 1, 1).repeat(G, 1, H, W)      # [N, F, H, W]       back to every sample and pixel
-        return torch.cat([x, y], dim=1)                     # [N, C + F, H, W]
+        y = x.reshape(G, -1, F_, C // F_, H, W)         # [G, n, F, c, H, W]: n groups, strided over the batch
+        y = (y - y.mean(dim=0)).square().mean(dim=0)    # [n, F, c, H, W]    variance over each group
+        y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4])       # [n, F]             mean std over channels and pixels
+        y = y.reshape(-1, F_, 1, 1).repeat(G, 1, H, W)  # [N, F, H, W]       back to every sample and pixel
+        return torch.cat([x, y], dim=1)                 # [N, C + F, H, W]
 
     def extra_repr(self): return f'group_size={self.group_size}, num_channels={self.num_channels}'
 
@@ -91,21 +101,25 @@ class MinibatchStdLayer(nn.Module):
 class DiscriminatorEpilogue(nn.Module):
     "The 4×4 head: mbstd, conv, fc, out → logits [N, 1]."
     def __init__(self,
-        in_channels,                    # Number of input channels.
-        cmap_dim=0,                     # Dimensionality of the mapped label; only 0 (unconditional) is implemented.
-        resolution=4,                   # Resolution of this block.
-        img_channels=3,                 # Number of input color channels (unused with 'resnet').
-        architecture='resnet',          # Only 'resnet'.
-        mbstd_group_size=4,             # Group size for the minibatch std layer, None = entire minibatch.
-        mbstd_num_channels=1,           # Number of features for the minibatch std layer, 0 = disable.
-        activation='lrelu',             # Activation function.
-        conv_clamp=None,                # Clamp the output of convolution layers to ±X, None = disable clamping.
+        in_channels,            # Number of input channels.
+        cmap_dim=0,             # Dimensionality of the mapped label; only 0 (unconditional) is implemented.
+        resolution=4,           # Resolution of this block.
+        img_channels=3,         # Number of input color channels (unused with 'resnet').
+        architecture='resnet',  # Only 'resnet'.
+        mbstd_group_size=4,     # Group size for the minibatch std layer, None = entire minibatch.
+        mbstd_num_channels=1,   # Number of features for the minibatch std layer, 0 = disable.
+        activation='lrelu',     # Activation function.
+        conv_clamp=None,        # Clamp the output of convolution layers to ±X, None = disable clamping.
     ):
         super().__init__()
         if cmap_dim: raise ValueError("conditional discriminators (cmap_dim > 0) are not implemented")
         self.in_channels, self.resolution = in_channels, resolution
-        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
-        self.conv = DownConv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation=activation, conv_clamp=conv_clamp)
+        self.mbstd = (
+            MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
+        )
+        self.conv = DownConv2dLayer(
+            in_channels + mbstd_num_channels, in_channels, 3, activation=activation, conv_clamp=conv_clamp
+        )
         self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation=activation)
         self.out = FullyConnectedLayer(in_channels, 1)
 
@@ -135,7 +149,10 @@ class Discriminator(nn.Module):
         epilogue_kwargs={},     # Arguments for DiscriminatorEpilogue.
     ):
         super().__init__()
-        if c_dim: raise ValueError(f"only unconditional discriminators (c_dim=0) are implemented, got c_dim={c_dim}")
+        if c_dim:
+            raise ValueError(
+                f"only unconditional discriminators (c_dim=0) are implemented, got c_dim={c_dim}"
+            )
         log2 = int(np.log2(img_resolution))
         if img_resolution != 2 ** log2 or not 8 <= img_resolution <= 1024:
             raise ValueError(f"img_resolution must be a power of two in 8…1024, got {img_resolution}")
@@ -145,19 +162,35 @@ class Discriminator(nn.Module):
         common = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
         for res in self.block_resolutions:
             in_ch = self.channels[res] if res < img_resolution else 0
-            setattr(self, f'b{res}', DiscriminatorBlock(in_ch, self.channels[res], self.channels[res // 2], res, **block_kwargs, **common))
+            setattr(
+                self,
+                f'b{res}',
+                DiscriminatorBlock(
+                    in_ch, self.channels[res], self.channels[res // 2], res, **block_kwargs, **common
+                ),
+            )
         self.b4 = DiscriminatorEpilogue(self.channels[4], resolution=4, **epilogue_kwargs, **common)
-        self.init_kwargs = copy.deepcopy(dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
-                                              architecture=architecture, channel_base=channel_base, channel_max=channel_max,
-                                              conv_clamp=conv_clamp, block_kwargs=dict(block_kwargs),
-                                              epilogue_kwargs=dict(epilogue_kwargs)))
+        self.init_kwargs = copy.deepcopy(
+            dict(
+                c_dim=c_dim,
+                img_resolution=img_resolution,
+                img_channels=img_channels,
+                architecture=architecture,
+                channel_base=channel_base,
+                channel_max=channel_max,
+                conv_clamp=conv_clamp,
+                block_kwargs=dict(block_kwargs),
+                epilogue_kwargs=dict(epilogue_kwargs),
+            )
+        )
 
     def block(self, res): return getattr(self, f'b{res}')
 
 # %% ../nbs/12_discriminator.ipynb #44b48487
 @patch
 def features(self: Discriminator, img):
-    "Feature maps of `img` [N, 3, R, R]: outputs of b{R} … b8 (at R/2 … 4) and of b4.conv (4×4), a list of [N, C, H, W]."
+    """Feature maps of `img` [N, 3, R, R]: outputs of b{R} … b8 (at R/2 … 4) and of b4.conv (4×4), a list of
+    [N, C, H, W]."""
     R = self.img_resolution
     if img.ndim != 4 or img.shape[1:] != (self.img_channels, R, R):
         raise ValueError(f"D expects images [N, {self.img_channels}, {R}, {R}], got {tuple(img.shape)}")

@@ -25,14 +25,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 from .datasets import crop_coverage, detect_one, list_faces, soften_border
-from .faces import ImageReadError, align_face, face_landmarks, find_data_dir, load_image, mouth_opening
+from hybridlat.faces import (ImageReadError, align_face, face_landmarks, find_data_dir, load_image,
+    mouth_opening)
 from .images import atomic_path
 from .latents import generator_fingerprint
 from .stylespace import check_finite, synthesis_from_s
 
 # %% ../nbs/32_edits.ipynb #fe13f336
 def align_with_landmarks(path, size=128):
-    "(crop [S, S, 3] uint8, landmarks [68, 2] in crop pixels) of the single face in `path`; None if not exactly one."
+    """(crop [S, S, 3] uint8, landmarks [68, 2] in crop pixels) of the single face in `path`; None if not
+    exactly one."""
     try: img = load_image(path)
     except (ImageReadError, OSError): return None
     boxes, _ = detect_one(img)
@@ -41,23 +43,36 @@ def align_with_landmarks(path, size=128):
     return soften_border(aligned.image, crop_coverage(aligned.matrix, size, img.shape[:2])), aligned.landmarks
 
 def real_faces(n=400, size=128, seed=0, min_age=15, progress=True):
-    "`n` random UTKFace photos aligned: crops [M, S, S, 3] uint8, labels {age, gender, mouth: [M]}, landmarks [M, 68, 2]."
-    listed = [(p, l) for p, l in list_faces(find_data_dir() / 'faces' / 'utkface') if isinstance(l, dict) and l['age'] >= min_age]
+    """`n` random UTKFace photos aligned: crops [M, S, S, 3] uint8, labels {age, gender, mouth: [M]},
+    landmarks [M, 68, 2]."""
+    listed = [
+        (p, l)
+        for p, l in list_faces(find_data_dir() / 'faces' / 'utkface')
+        if isinstance(l, dict) and l['age'] >= min_age
+    ]
     if n < 4: raise ValueError(f"n must be at least 4, got {n}")
     pick = np.random.default_rng(seed).choice(len(listed), min(n, len(listed)), replace=False)
     crops, lms, ages, genders = [], [], [], []
     for i in tqdm(pick, desc='aligning real faces', disable=not progress, leave=False):
         out = align_with_landmarks(listed[i][0], size)
         if out is None: continue
-        crops.append(out[0]); lms.append(out[1]); ages.append(listed[i][1]['age']); genders.append(listed[i][1]['gender'])
+        crops.append(out[0])
+        lms.append(out[1])
+        ages.append(listed[i][1]['age'])
+        genders.append(listed[i][1]['gender'])
     lms = np.stack(lms)
-    return np.stack(crops), dict(age=np.array(ages, float), gender=np.array(genders), mouth=mouth_opening(lms)), lms
+    return (
+        np.stack(crops),
+        dict(age=np.array(ages, float), gender=np.array(genders), mouth=mouth_opening(lms)),
+        lms,
+    )
 
 # %% ../nbs/32_edits.ipynb #cabd1941
-FACE_BOX = (0.1, 0.95, 0.15, 0.85)          # (top, bottom, left, right): the face without most of the background
+FACE_BOX = (0.1, 0.95, 0.15, 0.85)  # (top, bottom, left, right): the face without most of the background
 
 def _float01(images):
-    "uint8 [N, H, W, 3] (numpy or torch) or float [N, 3, H, W] in [-1, 1] → float tensor [N, 3, H, W] in [0, 1]."
+    """uint8 [N, H, W, 3] (numpy or torch) or float [N, 3, H, W] in [-1, 1] → float tensor [N, 3, H, W] in [0,
+    1]."""
     u8 = isinstance(images, np.ndarray) or images.dtype == torch.uint8
     x = torch.as_tensor(np.asarray(images)) if u8 else images.detach().float().cpu()
     if x.ndim != 4 or x.shape[3 if u8 else 1] != 3:
@@ -69,19 +84,32 @@ def thumbnails(images, box=FACE_BOX, size=(24, 24)):
     x = _float01(images)
     H, W = x.shape[-2:]
     t, b, l, r = box
-    return F.interpolate(x[..., round(t * H):round(b * H), round(l * W):round(r * W)], size=size, mode='area').flatten(1).numpy()
+    return (
+        F.interpolate(
+            x[..., round(t * H) : round(b * H), round(l * W) : round(r * W)], size=size, mode='area'
+        )
+        .flatten(1)
+        .numpy()
+    )
 
 def mouth_box(landmarks, size, pad=0.3):
-    "Box (top, bottom, left, right) as fractions of `size`: the mean extent of the mouth landmarks, `pad` × larger."
+    """Box (top, bottom, left, right) as fractions of `size`: the mean extent of the mouth landmarks, `pad` ×
+    larger."""
     m = np.asarray(landmarks)[:, 48:68]                                   # [N, 20, 2]
-    x0, x1, y0, y1 = m[..., 0].min(1).mean(), m[..., 0].max(1).mean(), m[..., 1].min(1).mean(), m[..., 1].max(1).mean()
+    x0, x1, y0, y1 = (
+        m[..., 0].min(1).mean(),
+        m[..., 0].max(1).mean(),
+        m[..., 1].min(1).mean(),
+        m[..., 1].max(1).mean(),
+    )
     px, py = pad * (x1 - x0), pad * (y1 - y0)
     return tuple(float(np.clip(v / size, 0, 1)) for v in (y0 - py, y1 + py, x0 - px, x1 + px))
 
 # %% ../nbs/32_edits.ipynb #958ff971
 @dataclass
 class Labeller:
-    "A scikit-learn model on thumbnails of one region of aligned faces: `score(images)` → [N] attribute values."
+    """A scikit-learn model on thumbnails of one region of aligned faces: `score(images)` → [N] attribute
+    values."""
     name: str      # attribute, e.g. 'age'
     box: tuple     # (top, bottom, left, right) region, fractions of the image side
     size: tuple    # (h, w) of the thumbnail
@@ -99,17 +127,28 @@ def _pipeline(kind, n_components, seed):
 def _held_out(kind, y_test, pred, y_train):
     "Held-out quality next to a trivial baseline."
     if kind == 'classify':
-        return dict(metric='accuracy', value=float((pred == y_test).mean()), baseline=float(max(y_test.mean(), 1 - y_test.mean())))
-    return dict(metric='MAE', value=float(np.abs(pred - y_test).mean()), baseline=float(np.abs(y_train.mean() - y_test).mean()),
-                pearson=float(np.corrcoef(pred, y_test)[0, 1]))
+        return dict(
+            metric='accuracy',
+            value=float((pred == y_test).mean()),
+            baseline=float(max(y_test.mean(), 1 - y_test.mean())),
+        )
+    return dict(
+        metric='MAE',
+        value=float(np.abs(pred - y_test).mean()),
+        baseline=float(np.abs(y_train.mean() - y_test).mean()),
+        pearson=float(np.corrcoef(pred, y_test)[0, 1]),
+    )
 
 def train_labeller(name, images, y, kind='classify', box=FACE_BOX, size=(24, 24), n_components=40, seed=0):
     "A `Labeller` fitted on 3/4 of (`images`, `y`), and its quality on the held-out quarter."
-    if kind not in ('classify', 'regress'): raise ValueError(f"kind must be 'classify' or 'regress', got {kind!r}")
+    if kind not in ('classify', 'regress'):
+        raise ValueError(f"kind must be 'classify' or 'regress', got {kind!r}")
     x, y = thumbnails(images, box, size), np.asarray(y)
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=seed)
     model = _pipeline(kind, min(n_components, len(xtr) - 1), seed).fit(xtr, ytr)
-    quality = dict(name=name, n_train=len(xtr), n_test=len(xte), **_held_out(kind, yte, model.predict(xte), ytr))
+    quality = dict(
+        name=name, n_train=len(xtr), n_test=len(xte), **_held_out(kind, yte, model.predict(xte), ytr)
+    )
     return Labeller(name, tuple(box), tuple(size), kind, model), quality
 
 # %% ../nbs/32_edits.ipynb #5b687b2a
@@ -145,13 +184,16 @@ def _numpy_w(w):
     return w.numpy()
 
 def fit_direction(w, scores, keep=0.5, seed=0, C=0.1):
-    "InterFaceGAN boundary: (unit normal [w_dim] pointing to higher `scores`, held-out accuracy of the linear SVM)."
+    """InterFaceGAN boundary: (unit normal [w_dim] pointing to higher `scores`, held-out accuracy of the
+    linear SVM)."""
     x, s = _numpy_w(w), np.asarray(scores, float)
-    if len(s) != len(x) or not np.isfinite(s).all(): raise ValueError(f"need one finite score per latent: {len(s)} scores for {len(x)} latents")
+    if len(s) != len(x) or not np.isfinite(s).all():
+        raise ValueError(f"need one finite score per latent: {len(s)} scores for {len(x)} latents")
     lo, hi = np.quantile(s, [keep / 2, 1 - keep / 2])
     sel = (s <= lo) | (s >= hi)
     y = (s[sel] >= hi).astype(int)
-    if min(y.sum(), len(y) - y.sum()) < 4: raise ValueError("too few samples at the extremes of the scores: sample more or raise `keep`")
+    if min(y.sum(), len(y) - y.sum()) < 4:
+        raise ValueError("too few samples at the extremes of the scores: sample more or raise `keep`")
     xtr, xte, ytr, yte = train_test_split(x[sel], y, test_size=0.25, random_state=seed, stratify=y)
     svm = LinearSVC(C=C, max_iter=20000).fit(xtr, ytr)
     n = torch.tensor(svm.coef_[0], dtype=torch.float32)
@@ -161,7 +203,8 @@ def fit_direction(w, scores, keep=0.5, seed=0, C=0.1):
 def edit_w(w, direction, alpha, layers=None):
     "w + α·n, for W [N, w_dim] or W+ [N, num_ws, w_dim] (only on W+ indices `layers` when given)."
     d = torch.as_tensor(direction, dtype=w.dtype, device=w.device)
-    if d.shape != w.shape[-1:]: raise ValueError(f"direction has shape {tuple(d.shape)}, latents end in {w.shape[-1]}")
+    if d.shape != w.shape[-1:]:
+        raise ValueError(f"direction has shape {tuple(d.shape)}, latents end in {w.shape[-1]}")
     if layers is None: return w + alpha * d
     if w.ndim != 3: raise ValueError("`layers` needs W+ latents [N, num_ws, w_dim]")
     out = w.clone()
@@ -187,9 +230,11 @@ def random_directions(k, dim, seed=0):
 
 # %% ../nbs/32_edits.ipynb #6034818c
 def conditional_direction(primal, *conditions):
-    "InterFaceGAN conditional manipulation: `primal` without its component in the span of `conditions`, unit length."
+    """InterFaceGAN conditional manipulation: `primal` without its component in the span of `conditions`, unit
+    length."""
     if not conditions: raise ValueError("give at least one condition direction")
-    q, _ = torch.linalg.qr(torch.stack([torch.as_tensor(c, dtype=torch.float64) for c in conditions], 1))   # [d, k]
+    # [d, k]
+    q, _ = torch.linalg.qr(torch.stack([torch.as_tensor(c, dtype=torch.float64) for c in conditions], 1))
     p = torch.as_tensor(primal, dtype=torch.float64)
     n = p - q @ (q.T @ p)
     if n.norm() < 1e-6 * p.norm(): raise ValueError("the primal direction lies in the span of the conditions")
@@ -200,26 +245,34 @@ CONDITIONAL = {'age_keep_gender': ('age', 'gender')}   # name: (primal, conditio
 
 def fit_directions(G, n=1000, n_faces=600, labellers=None, seed=0, truncation_psi=0.7, keep=0.5,
                    conditional=CONDITIONAL, progress=True, return_info=False):
-    "{name: direction [w_dim], scaled to one σ of the samples along it}: InterFaceGAN directions of `G` for each labeller."
+    """{name: direction [w_dim], scaled to one σ of the samples along it}: InterFaceGAN directions of `G` for
+    each labeller."""
     info = {}
     if labellers is None:
-        labellers, info['labellers'] = train_labellers(*real_faces(n_faces, G.img_resolution, seed, progress=progress), seed=seed)
+        labellers, info['labellers'] = train_labellers(
+            *real_faces(n_faces, G.img_resolution, seed, progress=progress), seed=seed
+        )
     w = sample_w(G, n, seed, truncation_psi)
     images = render(G, w, progress=progress)
     normals, info['accuracy'] = {}, {}
-    for name, lab in labellers.items(): normals[name], info['accuracy'][name] = fit_direction(w, lab.score(images), keep, seed)
-    for name, (primal, *cond) in conditional.items(): normals[name] = conditional_direction(normals[primal], *(normals[c] for c in cond))
+    for name, lab in labellers.items():
+        normals[name], info['accuracy'][name] = fit_direction(w, lab.score(images), keep, seed)
+    for name, (primal, *cond) in conditional.items():
+        normals[name] = conditional_direction(normals[primal], *(normals[c] for c in cond))
     dirs = {k: d * (w @ d).std() for k, d in normals.items()}
     return (dirs, info) if return_info else dirs
 
 # %% ../nbs/32_edits.ipynb #3fd2c5aa
 def apply_edits(w, edits, directions, layers=None):
-    "w + Σ α_k d_k for `edits` {name: α} with `directions` {name: [w_dim]}; W [N, w_dim] or W+ [N, num_ws, w_dim]."
+    """w + Σ α_k d_k for `edits` {name: α} with `directions` {name: [w_dim]}; W [N, w_dim] or W+ [N, num_ws,
+    w_dim]."""
     unknown = [k for k in edits if k not in directions]
-    if unknown: raise ValueError(f"unknown edit {unknown[0]!r}; known directions: {', '.join(sorted(directions))}")
+    if unknown:
+        raise ValueError(f"unknown edit {unknown[0]!r}; known directions: {', '.join(sorted(directions))}")
     bad = [k for k, a in edits.items() if not np.isfinite(float(a))]
     if bad: raise ValueError(f"edit amount for {bad[0]!r} must be a finite number, got {edits[bad[0]]}")
-    if w.ndim not in (2, 3): raise ValueError(f"latents must be W [N, w_dim] or W+ [N, num_ws, w_dim], got {tuple(w.shape)}")
+    if w.ndim not in (2, 3):
+        raise ValueError(f"latents must be W [N, w_dim] or W+ [N, num_ws, w_dim], got {tuple(w.shape)}")
     check_finite(w, 'latents')
     for k, a in edits.items(): w = edit_w(w, directions[k], float(a), layers)
     return w
@@ -231,7 +284,8 @@ def parse_edits(specs):
         name, sep, amount = spec.partition('=')
         try: out[name.strip()] = float(amount)
         except ValueError: sep = ''
-        if not sep or not name.strip(): raise ValueError(f"edit {spec!r} must look like NAME=AMOUNT, e.g. age=+2")
+        if not sep or not name.strip():
+            raise ValueError(f"edit {spec!r} must look like NAME=AMOUNT, e.g. age=+2")
     return out
 
 # %% ../nbs/32_edits.ipynb #8bd19de4
@@ -240,7 +294,8 @@ DIRECTIONS_FORMAT = 'hybridlat.edits.directions'
 def save_directions(dirs, path, **meta):
     "Write {name: direction [w_dim]} and JSON-able `meta` to `path` atomically."
     dims = {tuple(torch.as_tensor(d).shape) for d in dirs.values()}
-    if not dirs or len(dims) != 1 or len(next(iter(dims))) != 1: raise ValueError(f"directions must all be [w_dim] vectors, got shapes {dims}")
+    if not dirs or len(dims) != 1 or len(next(iter(dims))) != 1:
+        raise ValueError(f"directions must all be [w_dim] vectors, got shapes {dims}")
     for k, d in dirs.items(): check_finite(torch.as_tensor(d), f'direction {k!r}')
     obj = dict(format=DIRECTIONS_FORMAT, version=1, meta=json.dumps(meta),
                directions={k: torch.as_tensor(d).detach().float().cpu().clone() for k, d in dirs.items()})
@@ -252,22 +307,32 @@ def _directions_path(name_or_path):
     if isinstance(name_or_path, Path) or s.endswith('.pt') or '/' in s: return Path(s)
     path = files('hybridlat.assets') / f'{s}_directions.pt'
     if not path.is_file():
-        have = sorted(p.name[:-len('_directions.pt')] for p in files('hybridlat.assets').iterdir() if p.name.endswith('_directions.pt'))
-        raise FileNotFoundError(f"no shipped directions {s!r}; available: {have or 'none'} (or pass a path to a .pt file)")
+        have = sorted(
+            p.name[: -len('_directions.pt')]
+            for p in files('hybridlat.assets').iterdir()
+            if p.name.endswith('_directions.pt')
+        )
+        raise FileNotFoundError(
+            f"no shipped directions {s!r}; available: {have or 'none'} (or pass a path to a .pt file)"
+        )
     return path
 
 def load_directions(name_or_path='faces128', G=None, with_meta=False):
-    "{name: direction [w_dim]} from a shipped name ('faces128') or a file; warns if fitted to other weights than `G`."
+    """{name: direction [w_dim]} from a shipped name ('faces128') or a file; warns if fitted to other weights
+    than `G`."""
     path = _directions_path(name_or_path)
     if not Path(path).is_file(): raise FileNotFoundError(f"no directions file at {path}")
     obj = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(obj, dict) or obj.get('format') != DIRECTIONS_FORMAT: raise ValueError(f"{path} is not a hybridlat directions file")
+    if not isinstance(obj, dict) or obj.get('format') != DIRECTIONS_FORMAT:
+        raise ValueError(f"{path} is not a hybridlat directions file")
     dirs, meta = obj['directions'], json.loads(obj['meta'])
     if G is not None:
         dim = next(iter(dirs.values())).shape[0]
         if dim != G.w_dim: raise ValueError(f"directions are for w_dim {dim}, G has {G.w_dim}")
         if meta.get('generator') not in (None, generator_fingerprint(G)):
-            warnings.warn(f"{path} was fitted to other generator weights; refit with `python -m hybridlat.edits`")
+            warnings.warn(
+                f"{path} was fitted to other generator weights; refit with `python -m hybridlat.edits`"
+            )
     return (dirs, meta) if with_meta else dirs
 
 # %% ../nbs/32_edits.ipynb #0b99744a
@@ -300,33 +365,68 @@ def main(argv=None):
     except ValueError as e: _parser().error(str(e))
     from hybridlat.pretrained import load_pretrained
     G, t0 = load_pretrained(args.model), time.time()
-    dirs, info = fit_directions(G, args.n, args.faces, seed=args.seed, truncation_psi=args.psi, progress=not args.no_progress, return_info=True)
-    meta = dict(model=args.model, generator=generator_fingerprint(G), n=args.n, faces=args.faces, seed=args.seed,
-                truncation_psi=args.psi, scale='one std of the samples along the normal', seconds=round(time.time() - t0, 1), **info)
+    dirs, info = fit_directions(
+        G,
+        args.n,
+        args.faces,
+        seed=args.seed,
+        truncation_psi=args.psi,
+        progress=not args.no_progress,
+        return_info=True,
+    )
+    meta = dict(
+        model=args.model,
+        generator=generator_fingerprint(G),
+        n=args.n,
+        faces=args.faces,
+        seed=args.seed,
+        truncation_psi=args.psi,
+        scale='one std of the samples along the normal',
+        seconds=round(time.time() - t0, 1),
+        **info,
+    )
     save_directions(dirs, args.out, **meta)
     print(json.dumps(dict(out=str(args.out), accuracy=info['accuracy'], seconds=meta['seconds'])))
     return dirs
 
 # %% ../nbs/32_edits.ipynb #cdd72329
 def edit_channel(s, layer, channel, alpha, stats):
-    "StyleCode `s` with channel `channel` of `layer` moved by α × that channel's std in `stats` (a `StyleStats`)."
+    """StyleCode `s` with channel `channel` of `layer` moved by α × that channel's std in `stats` (a
+    `StyleStats`)."""
     _, std = stats.layer(layer)
-    if not 0 <= channel < len(std): raise IndexError(f"channel {channel} out of range for {layer} ({len(std)} channels)")
+    if not 0 <= channel < len(std):
+        raise IndexError(f"channel {channel} out of range for {layer} ({len(std)} channels)")
     return s.edit_channel(layer, channel, alpha * float(std[channel]))
 
 def top_channels(flat_s, scores, layout, k=5, layers=None):
-    "The `k` (layer, channel, correlation) whose style values correlate most (|r|) with `scores`, within `layers`."
-    x = torch.as_tensor(flat_s).double(); y = torch.as_tensor(np.asarray(scores, float))
+    """The `k` (layer, channel, correlation) whose style values correlate most (|r|) with `scores`, within
+    `layers`."""
+    x = torch.as_tensor(flat_s).double()
+    y = torch.as_tensor(np.asarray(scores, float))
     x, y = x - x.mean(0), y - y.mean()
     r = (x * y[:, None]).sum(0) / (x.norm(dim=0) * y.norm()).clamp_min(1e-12)
     allowed = set(layout.names if layers is None else layers)
-    ranked = [(layout.names[i], c, float(r[j])) for j in r.abs().argsort(descending=True).tolist() for i, c in [layout.layer_channel(j)]]
+    ranked = [
+        (layout.names[i], c, float(r[j]))
+        for j in r.abs().argsort(descending=True).tolist()
+        for i, c in [layout.layer_channel(j)]
+    ]
     return [t for t in ranked if t[0] in allowed][:k]
 
 def channel_strip(G, s, layer, channel, alphas, stats):
-    "Images [len(s)·len(alphas), 3, R, R]: each style code (a row) with the channel moved by each α (the columns)."
-    return torch.cat([synthesis_from_s(G, edit_channel(s, layer, channel, a, stats), noise_mode='const') for a in alphas]) \
-        .reshape(len(alphas), s.batch_size, 3, G.img_resolution, G.img_resolution).transpose(0, 1).flatten(0, 1)
+    """Images [len(s)·len(alphas), 3, R, R]: each style code (a row) with the channel moved by each α (the
+    columns)."""
+    return (
+        torch.cat(
+            [
+                synthesis_from_s(G, edit_channel(s, layer, channel, a, stats), noise_mode='const')
+                for a in alphas
+            ]
+        )
+        .reshape(len(alphas), s.batch_size, 3, G.img_resolution, G.img_resolution)
+        .transpose(0, 1)
+        .flatten(0, 1)
+    )
 
 # %% ../nbs/32_edits.ipynb #eb4ac98d
 class AttributeLabeller:
@@ -339,10 +439,12 @@ class AttributeLabeller:
         self.labels[int(i)] = bool(value)
         return self
     def next_unlabelled(self): return next((i for i in range(len(self)) if i not in self.labels), None)
-    def counts(self): return dict(yes=sum(self.labels.values()), no=len(self.labels) - sum(self.labels.values()))
+    def counts(self):
+        return dict(yes=sum(self.labels.values()), no=len(self.labels) - sum(self.labels.values()))
 
     def fit(self, C=0.1, cv=5):
-        "(unit normal [w_dim] towards 'yes', cross-validated accuracy) of a linear SVM on the labelled samples."
+        """(unit normal [w_dim] towards 'yes', cross-validated accuracy) of a linear SVM on the labelled
+        samples."""
         c = self.counts()
         if min(c.values()) < 2: raise ValueError(f"need at least 2 'yes' and 2 'no' labels, have {c}")
         idx = sorted(self.labels)
@@ -355,17 +457,21 @@ class AttributeLabeller:
 def _png(img):
     import io
     from PIL import Image
-    buf = io.BytesIO(); Image.fromarray(img).save(buf, format='PNG')
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format='PNG')
     return buf.getvalue()
 
 def labelling_widget(labeller, images, question='Does this face show the attribute?'):
-    "ipywidgets view on an `AttributeLabeller`: one image [R, R, 3] uint8 at a time, yes / no / skip, and fit."
+    """ipywidgets view on an `AttributeLabeller`: one image [R, R, 3] uint8 at a time, yes / no / skip, and
+    fit."""
     import ipywidgets as W
     view, status = W.Image(format='png', width=192), W.HTML()
     buttons = {k: W.Button(description=k) for k in ('yes', 'no', 'skip', 'fit')}
     state = dict(i=labeller.next_unlabelled(), skipped=set())
     def show():
-        state['i'] = next((i for i in range(len(labeller)) if i not in labeller.labels and i not in state['skipped']), None)
+        state['i'] = next(
+            (i for i in range(len(labeller)) if i not in labeller.labels and i not in state['skipped']), None
+        )
         if state['i'] is not None: view.value = _png(images[state['i']])
         status.value = f"{question} — sample {state['i']}, labelled {labeller.counts()}"
     def answer(v):
@@ -377,8 +483,11 @@ def labelling_widget(labeller, images, question='Does this face show the attribu
         return on_click
     for k, v in (('yes', True), ('no', False), ('skip', None)): buttons[k].on_click(answer(v))
     def fit(_):
-        try: labeller.direction, acc = labeller.fit(); status.value = f'fitted: cross-validated accuracy {acc:.2f}'
-        except ValueError as e: status.value = str(e)
+        try:
+            labeller.direction, acc = labeller.fit()
+            status.value = f'fitted: cross-validated accuracy {acc:.2f}'
+        except ValueError as e:
+            status.value = str(e)
     buttons['fit'].on_click(fit)
     show()
     return W.VBox([view, W.HBox(list(buttons.values())), status])

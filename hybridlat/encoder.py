@@ -16,8 +16,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .images import atomic_path
-from .checkpoints import CheckpointError, check_finite_weights, load_plain_torch, save_module_checkpoint
-from .stylespace import StyleLayout, w_plus_to_s, synthesis_from_s, deformation_layer_names, check_finite
+from .checkpoints import (CheckpointError, check_finite_weights, load_plain_torch,
+    save_module_checkpoint)
+from hybridlat.stylespace import (StyleLayout, w_plus_to_s, synthesis_from_s, deformation_layer_names,
+    check_finite)
 
 # %% ../nbs/40_encoder.ipynb #eb710e10
 GROUP_NAMES = ('coarse', 'medium', 'fine', 'finest')
@@ -45,7 +47,9 @@ def group_of(w_index, groups):
     "Name of the group in `groups` ({name: range}) holding w number `w_index`."
     for n, r in groups.items():
         if w_index in r: return n
-    raise ValueError(f"w index {w_index} is outside all groups (0…{max(r.stop for r in groups.values()) - 1})")
+    raise ValueError(
+        f"w index {w_index} is outside all groups (0…{max(r.stop for r in groups.values()) - 1})"
+    )
 
 # %% ../nbs/40_encoder.ipynb #2f6b7c0e
 def _norm(c): return nn.GroupNorm(math.gcd(8, c), c)
@@ -58,10 +62,22 @@ class ResBlock(nn.Module):
         stride=1,               # 2 halves the resolution.
     ):
         super().__init__()
-        self.conv0, self.norm0 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False), _norm(out_channels)
-        self.conv1, self.norm1 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False), _norm(out_channels)
+        self.conv0, self.norm0 = (
+            nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+            _norm(out_channels),
+        )
+        self.conv1, self.norm1 = (
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
+            _norm(out_channels),
+        )
         same = in_channels == out_channels and stride == 1
-        self.skip = nn.Identity() if same else nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), _norm(out_channels))
+        self.skip = (
+            nn.Identity()
+            if same
+            else nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), _norm(out_channels)
+            )
+        )
 
     def forward(self, x):
         y = F.leaky_relu(self.norm0(self.conv0(x)), 0.2)
@@ -69,23 +85,31 @@ class ResBlock(nn.Module):
 
 # %% ../nbs/40_encoder.ipynb #532419c6
 class FeaturePyramid(nn.Module):
-    "Residual backbone + top-down merge: images [N, 3, R, R] → {level: [N, fpn_channels, h, h]}, coarse → finest."
+    """Residual backbone + top-down merge: images [N, 3, R, R] → {level: [N, fpn_channels, h, h]}, coarse →
+    finest."""
     def __init__(self,
-        channels=(16, 32, 64, 128, 128, 128),  # Stem width, then one stride-2 stage per further entry (≥ 4 stages).
+        # Stem width, then one stride-2 stage per further entry (≥ 4 stages).
+        channels=(16, 32, 64, 128, 128, 128),
         fpn_channels=128,                      # Width of the merged maps.
         blocks_per_stage=1,                    # Residual blocks per stage.
     ):
         super().__init__()
-        if len(channels) < 5: raise ValueError(f"channels needs a stem and at least 4 stages, got {len(channels)} entries")
+        if len(channels) < 5:
+            raise ValueError(f"channels needs a stem and at least 4 stages, got {len(channels)} entries")
         self.stem = nn.Sequential(nn.Conv2d(3, channels[0], 3, 1, 1), nn.LeakyReLU(0.2))
-        self.stages = nn.ModuleList(nn.Sequential(ResBlock(ci, co, 2), *[ResBlock(co, co) for _ in range(blocks_per_stage - 1)])
-                                    for ci, co in zip(channels[:-1], channels[1:]))
-        self.lateral = nn.ModuleList(nn.Conv2d(c, fpn_channels, 1) for c in channels[::-1][:4])   # coarse → finest
+        self.stages = nn.ModuleList(
+            nn.Sequential(ResBlock(ci, co, 2), *[ResBlock(co, co) for _ in range(blocks_per_stage - 1)])
+            for ci, co in zip(channels[:-1], channels[1:])
+        )
+        # coarse → finest
+        self.lateral = nn.ModuleList(nn.Conv2d(c, fpn_channels, 1) for c in channels[::-1][:4])
 
     def backbone(self, x):
         "The four deepest stages' outputs, coarse (smallest) first."
         feats, x = [], self.stem(x)
-        for stage in self.stages: x = stage(x); feats.append(x)
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
         return feats[::-1][:4]
 
     def forward(self, x):
@@ -102,51 +126,81 @@ class MapToVector(nn.Module):
         super().__init__()
         n = int(math.log2(size))
         if 2 ** n != size: raise ValueError(f"size must be a power of two, got {size}")
-        self.convs = nn.Sequential(*[m for _ in range(n) for m in (nn.Conv2d(channels, channels, 3, 2, 1), nn.LeakyReLU(0.2))])
+        self.convs = nn.Sequential(
+            *[m for _ in range(n) for m in (nn.Conv2d(channels, channels, 3, 2, 1), nn.LeakyReLU(0.2))]
+        )
     def forward(self, x): return self.convs(x).flatten(1)
 
 def small_linear(in_features, out_features, init=1e-3):
-    "A linear layer whose outputs start near zero: weights N(0, (init/√in)²), zero bias; `init=0` gives exactly 0."
+    """A linear layer whose outputs start near zero: weights N(0, (init/√in)²), zero bias; `init=0` gives
+    exactly 0."""
     lin = nn.Linear(in_features, out_features)
-    nn.init.normal_(lin.weight, std=init / math.sqrt(in_features)); nn.init.zeros_(lin.bias)
+    nn.init.normal_(lin.weight, std=init / math.sqrt(in_features))
+    nn.init.zeros_(lin.bias)
     return lin
 
 # %% ../nbs/40_encoder.ipynb #f4386c24
 def _key(name): return name.replace('.', '_')   # ModuleDict keys cannot contain '.'
 
 class HybridEncoder(nn.Module):
-    "Source image → W_ID [N, num_ws, w_dim] (W+); driving image → S_F {layer: [N, C]} on the deformation layers."
+    """Source image → W_ID [N, num_ws, w_dim] (W+); driving image → S_F {layer: [N, C]} on the deformation
+    layers."""
     def __init__(self,
         resolution=128,                         # Image resolution R (the generator's).
         num_ws=12,                              # Number of ws in W+ (the generator's num_ws).
         w_dim=256,                              # W dimensionality.
         deformation_channels=(),                # {layer: channels} or [(layer, channels), …]: the S_F layers.
-        w_avg=None,                             # The generator's w_avg [w_dim]; W_ID = w_avg + offsets (None → zeros).
+        w_avg=None,  # The generator's w_avg [w_dim]; W_ID = w_avg + offsets (None → zeros).
         input_resolution=None,                  # Backbone input size; None → min(resolution, 256).
         channels=(16, 32, 64, 128, 128, 128),   # Backbone widths: stem, then one stride-2 stage each.
         fpn_channels=128,                       # Width of the pyramid maps and the heads.
         blocks_per_stage=1,                     # Residual blocks per backbone stage.
-        head_init=1e-3,                         # Scale of the heads' last layers (0 → exactly w_avg and S_F = 0).
+        head_init=1e-3,  # Scale of the heads' last layers (0 → exactly w_avg and S_F = 0).
     ):
         super().__init__()
         deformation_channels = OrderedDict((str(n), int(c)) for n, c in dict(deformation_channels).items())
         input_resolution = input_resolution or min(resolution, 256)
-        self.init_kwargs = dict(resolution=resolution, num_ws=num_ws, w_dim=w_dim,
-                                deformation_channels=[[n, c] for n, c in deformation_channels.items()],
-                                input_resolution=input_resolution, channels=list(channels), fpn_channels=fpn_channels,
-                                blocks_per_stage=blocks_per_stage, head_init=head_init)
-        self.resolution, self.num_ws, self.w_dim, self.input_resolution = resolution, num_ws, w_dim, input_resolution
+        self.init_kwargs = dict(
+            resolution=resolution,
+            num_ws=num_ws,
+            w_dim=w_dim,
+            deformation_channels=[[n, c] for n, c in deformation_channels.items()],
+            input_resolution=input_resolution,
+            channels=list(channels),
+            fpn_channels=fpn_channels,
+            blocks_per_stage=blocks_per_stage,
+            head_init=head_init,
+        )
+        self.resolution, self.num_ws, self.w_dim, self.input_resolution = (
+            resolution,
+            num_ws,
+            w_dim,
+            input_resolution,
+        )
         self.deformation_channels, self.groups = deformation_channels, w_groups(num_ws)
         coarse = input_resolution // 2 ** (len(channels) - 1)
         if input_resolution & (input_resolution - 1) or coarse < 1:
-            raise ValueError(f"input_resolution must be a power of two ≥ 2^{len(channels) - 1} (one per stage), got {input_resolution}")
+            raise ValueError(
+                f"input_resolution must be a power of two ≥ 2^{len(channels) - 1} (one per stage), got "
+                f"{input_resolution}"
+            )
         self.level_sizes = OrderedDict((n, coarse * 2 ** i) for i, n in enumerate(GROUP_NAMES))
-        self.layer_group = OrderedDict((n, group_of(conv_w_index(n), self.groups)) for n in deformation_channels)
-        self.register_buffer('w_avg', torch.zeros(w_dim) if w_avg is None else w_avg.detach().clone().float().reshape(w_dim))
+        self.layer_group = OrderedDict(
+            (n, group_of(conv_w_index(n), self.groups)) for n in deformation_channels
+        )
+        self.register_buffer(
+            'w_avg', torch.zeros(w_dim) if w_avg is None else w_avg.detach().clone().float().reshape(w_dim)
+        )
         self.pyramid = FeaturePyramid(channels, fpn_channels, blocks_per_stage)
-        self.identity_head = nn.ModuleDict({g: nn.Sequential(MapToVector(fpn_channels, self.level_sizes[g]),
-                                                             small_linear(fpn_channels, len(r) * w_dim, head_init))
-                                            for g, r in self.groups.items()})
+        self.identity_head = nn.ModuleDict(
+            {
+                g: nn.Sequential(
+                    MapToVector(fpn_channels, self.level_sizes[g]),
+                    small_linear(fpn_channels, len(r) * w_dim, head_init),
+                )
+                for g, r in self.groups.items()
+            }
+        )
         self.deformation_trunk = nn.ModuleDict({g: MapToVector(fpn_channels, self.level_sizes[g])
                                                 for g in GROUP_NAMES if g in self.layer_group.values()})
         self.deformation_head = nn.ModuleDict({_key(n): small_linear(fpn_channels, c, head_init)
@@ -156,7 +210,11 @@ class HybridEncoder(nn.Module):
 @patch
 def prepare(self: HybridEncoder, img):
     "Check images [N, 3, R, R] (finite), and resize them to the backbone's input resolution."
-    if not isinstance(img, torch.Tensor) or img.ndim != 4 or tuple(img.shape[1:]) != (3, self.resolution, self.resolution):
+    if (
+        not isinstance(img, torch.Tensor)
+        or img.ndim != 4
+        or tuple(img.shape[1:]) != (3, self.resolution, self.resolution)
+    ):
         raise ValueError(f"images must be a tensor [N, 3, {self.resolution}, {self.resolution}] in [-1, 1], "
                          f"got {tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__}")
     check_finite(img, 'images')
@@ -207,27 +265,37 @@ def encoder_for(G, deformation_count=None, **kwargs):
     layout = StyleLayout.from_generator(G)
     names = deformation_layer_names(layout, deformation_count)
     channels = OrderedDict((n, layout.channels[layout.layer_index(n)]) for n in names)
-    return HybridEncoder(resolution=G.img_resolution, num_ws=G.num_ws, w_dim=G.w_dim, deformation_channels=channels,
-                         w_avg=G.mapping.w_avg, **kwargs)
+    return HybridEncoder(
+        resolution=G.img_resolution,
+        num_ws=G.num_ws,
+        w_dim=G.w_dim,
+        deformation_channels=channels,
+        w_avg=G.mapping.w_avg,
+        **kwargs,
+    )
 
 # %% ../nbs/40_encoder.ipynb #f985c89c
 def _batch_of(w_id, s_f, G):
-    "The common batch size of W_ID [1|N, num_ws, w_dim] and S_F {layer: [1|N, C]}; ValueError naming what is wrong."
+    """The common batch size of W_ID [1|N, num_ws, w_dim] and S_F {layer: [1|N, C]}; ValueError naming what is
+    wrong."""
     layout = StyleLayout.from_generator(G)
     if not isinstance(w_id, torch.Tensor) or w_id.ndim != 3 or tuple(w_id.shape[1:]) != (G.num_ws, G.w_dim):
         raise ValueError(f"w_id must be [N, {G.num_ws}, {G.w_dim}], got {tuple(getattr(w_id, 'shape', ()))}")
     for n, v in s_f.items():
         if n not in layout.names: raise ValueError(f"s_f has layer {n!r}, which the generator does not have")
         c = layout.channels[layout.layer_index(n)]
-        if v.ndim != 2 or v.shape[1] != c: raise ValueError(f"s_f[{n!r}] must be [N, {c}], got {tuple(v.shape)}")
+        if v.ndim != 2 or v.shape[1] != c:
+            raise ValueError(f"s_f[{n!r}] must be [N, {c}], got {tuple(v.shape)}")
     sizes = {w_id.shape[0], *(v.shape[0] for v in s_f.values())} - {1}
-    if len(sizes) > 1: raise ValueError(f"batch sizes of w_id and s_f differ: {sorted(sizes)} (each must be 1 or N)")
+    if len(sizes) > 1:
+        raise ValueError(f"batch sizes of w_id and s_f differ: {sorted(sizes)} (each must be 1 or N)")
     return sizes.pop() if sizes else 1
 
 def hybrid_styles(G, w_id, s_f):
     "The hybrid StyleCode: A_l(W_ID) + S_F,l on S_F's layers, A_l(W_ID) on all others."
     N = _batch_of(w_id, s_f, G)
-    check_finite(w_id, 'w_id'); check_finite(s_f, 's_f')
+    check_finite(w_id, 'w_id')
+    check_finite(s_f, 's_f')
     return w_plus_to_s(G, w_id.expand(N, -1, -1)).add({n: v.expand(N, -1) for n, v in s_f.items()})
 
 def render_hybrid(G, w_id, s_f, noise_mode='const'):
@@ -244,11 +312,18 @@ def save_encoder(E, path, **meta):
 def check_encoder_fits(E, G, source='encoder'):
     "Raise `CheckpointError` naming the first way encoder `E` does not fit generator `G`."
     layout = StyleLayout.from_generator(G)
-    for what, e, g in [('resolution', E.resolution, G.img_resolution), ('num_ws', E.num_ws, G.num_ws), ('w_dim', E.w_dim, G.w_dim)]:
+    for what, e, g in [
+        ('resolution', E.resolution, G.img_resolution),
+        ('num_ws', E.num_ws, G.num_ws),
+        ('w_dim', E.w_dim, G.w_dim),
+    ]:
         if e != g: raise CheckpointError(f"{source}: encoder {what} is {e}, the generator's is {g}")
     for n, c in E.deformation_channels.items():
         g = layout.channels[layout.names.index(n)] if n in layout.names else None
-        if g != c: raise CheckpointError(f"{source}: style layout differs: encoder layer {n!r} has {c} channels, the generator {g}")
+        if g != c:
+            raise CheckpointError(
+                f"{source}: style layout differs: encoder layer {n!r} has {c} channels, the generator {g}"
+            )
     return E
 
 # %% ../nbs/40_encoder.ipynb #850cf80a
@@ -259,16 +334,25 @@ def _read(path):
     ckpt = load_plain_torch(path, 'encoder checkpoint')
     if not isinstance(ckpt, dict) or ckpt.get('format') != ENCODER_FORMAT:
         fmt = ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: not a hybridlat encoder checkpoint (format {fmt!r}, expected {ENCODER_FORMAT!r})")
+        raise CheckpointError(
+            f"{path}: not a hybridlat encoder checkpoint (format {fmt!r}, expected {ENCODER_FORMAT!r})"
+        )
     if ckpt.get('version') != ENCODER_VERSION:
-        raise CheckpointError(f"{path}: encoder checkpoint version {ckpt.get('version')!r}; this hybridlat reads {ENCODER_VERSION}")
+        raise CheckpointError(
+            f"{path}: encoder checkpoint version {ckpt.get('version')!r}; this hybridlat reads "
+            f"{ENCODER_VERSION}"
+        )
     return ckpt
 
 def _check_w_avg(E, G, source):
-    "Warn when E's w_avg is not G's: the encoder was made for another generator of the same shape (a retrained one?)."
+    """Warn when E's w_avg is not G's: the encoder was made for another generator of the same shape (a
+    retrained one?)."""
     if not torch.allclose(E.w_avg, G.mapping.w_avg.to(E.w_avg), atol=1e-5):
-        warnings.warn(f"{source}: the encoder's w_avg differs from the generator's; it was made for a different "
-                      "generator of the same shape, so its W_ID will not fit this one well", stacklevel=3)
+        warnings.warn(
+            f"{source}: the encoder's w_avg differs from the generator's; it was made for a different "
+            "generator of the same shape, so its W_ID will not fit this one well",
+            stacklevel=3,
+        )
 
 def load_encoder(path, G=None):
     "The `HybridEncoder` saved at `path`, in eval mode; with `G`, checked to fit that generator."
@@ -277,7 +361,9 @@ def load_encoder(path, G=None):
         E = HybridEncoder(**json.loads(ckpt['config']))
         E.load_state_dict(ckpt['state_dict'], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: encoder config and weights do not fit ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{path}: encoder config and weights do not fit ({type(e).__name__}: {str(e).splitlines()[0]})"
+        ) from None
     check_finite_weights(E, path)
     if G is not None: _check_w_avg(check_encoder_fits(E, G, path), G, path)
     E.checkpoint_info = dict(path=str(path), meta=ckpt.get('meta') or {})

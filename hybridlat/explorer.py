@@ -27,13 +27,19 @@ class LatentModel:
     ):
         self.G, self.noise_mode, self.stats_n, self.cache_size = G.eval(), noise_mode, stats_n, cache_size
         self.layout = StyleLayout.from_generator(G)
-        self.w_groups = mixing_layer_ranges(G)                   # {'coarse': [0, 1, 2], 'medium': […], 'fine': […]}
-        self.s_groups = layer_groups(self.layout, deformation_count)   # {'deformation': [names], 'fine': …, 'torgb': …}
+        self.w_groups = mixing_layer_ranges(G)  # {'coarse': [0, 1, 2], 'medium': […], 'fine': […]}
+        # {'deformation': [names], 'fine': …, 'torgb': …}
+        self.s_groups = layer_groups(self.layout, deformation_count)
         self.refresh()
 
     def refresh(self):
         "Forget cached renders and re-read the weight fingerprint (after G's weights changed)."
-        self.fingerprint, self._renders, self.hits, self.misses = generator_fingerprint(self.G), OrderedDict(), 0, 0
+        self.fingerprint, self._renders, self.hits, self.misses = (
+            generator_fingerprint(self.G),
+            OrderedDict(),
+            0,
+            0,
+        )
         return self
 
     @property
@@ -42,7 +48,9 @@ class LatentModel:
     def w_dim(self): return self.G.w_dim
     @property
     def device(self): return self.G.mapping.w_avg.device
-    def __repr__(self): return f'LatentModel({self.G.img_resolution}², num_ws={self.num_ws}, w_dim={self.w_dim}, {self.fingerprint[:8]})'
+    def __repr__(self):
+        return (f'LatentModel({self.G.img_resolution}², num_ws={self.num_ws}, w_dim={self.w_dim}, '
+                f'{self.fingerprint[:8]})')
 
 # %% ../nbs/33_explorer.ipynb #da82f122
 @patch
@@ -54,7 +62,8 @@ def sample_w(self: LatentModel, seed, psi=1.0):
 @patch
 def w_to_wplus(self: LatentModel, w):
     "W+ [N, num_ws, w_dim] with w [N, w_dim] at every layer."
-    if w.ndim != 2 or w.shape[1] != self.w_dim: raise ValueError(f"w must be [N, {self.w_dim}], got {tuple(w.shape)}")
+    if w.ndim != 2 or w.shape[1] != self.w_dim:
+        raise ValueError(f"w must be [N, {self.w_dim}], got {tuple(w.shape)}")
     return w[:, None].repeat(1, self.num_ws, 1)
 
 @patch
@@ -74,14 +83,16 @@ def _tensor_key(kind, *tensors):
     h = hashlib.blake2b(digest_size=16)
     for t in tensors:
         t = t.detach().float().cpu().contiguous()
-        h.update(str(tuple(t.shape)).encode()); h.update(t.numpy().tobytes())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
     return kind, h.hexdigest()
 
 @patch
 def _cached(self: LatentModel, key, fn):
     "fn() through the LRU render cache (entries are shared: do not modify the returned tensor in place)."
     if key in self._renders:
-        self.hits += 1; self._renders.move_to_end(key)
+        self.hits += 1
+        self._renders.move_to_end(key)
         return self._renders[key]
     self.misses += 1
     with torch.no_grad(): out = self._renders[key] = fn()
@@ -93,7 +104,10 @@ def _cached(self: LatentModel, key, fn):
 def render_wplus(self: LatentModel, wplus):
     "Images [N, 3, R, R] in [-1, 1] of W+ `wplus` (no autograd, cached)."
     wplus = self._check_wplus(wplus)
-    return self._cached(_tensor_key('wplus', wplus), lambda: self.G.synthesis(wplus.to(self.device), noise_mode=self.noise_mode))
+    return self._cached(
+        _tensor_key('wplus', wplus),
+        lambda: self.G.synthesis(wplus.to(self.device), noise_mode=self.noise_mode),
+    )
 
 @patch
 def render_w(self: LatentModel, w):
@@ -104,7 +118,10 @@ def render_w(self: LatentModel, w):
 def render_s(self: LatentModel, s):
     "Images [N, 3, R, R] of a StyleCode `s` (no autograd, cached)."
     flat = s.to_flat()
-    return self._cached(_tensor_key('s', flat), lambda: synthesis_from_s(self.G, s.to(self.device), noise_mode=self.noise_mode))
+    return self._cached(
+        _tensor_key('s', flat),
+        lambda: synthesis_from_s(self.G, s.to(self.device), noise_mode=self.noise_mode),
+    )
 
 # %% ../nbs/33_explorer.ipynb #c6fc5e27
 @patch
@@ -112,10 +129,12 @@ def layer_indices(self: LatentModel, layers=None):
     "W+ indices of `layers`: None (all), a group name ('coarse', 'medium', 'fine'), an int or a list of ints."
     if layers is None: return list(range(self.num_ws))
     if isinstance(layers, str):
-        if layers not in self.w_groups: raise ValueError(f"unknown layer group {layers!r}; groups are {list(self.w_groups)}")
+        if layers not in self.w_groups:
+            raise ValueError(f"unknown layer group {layers!r}; groups are {list(self.w_groups)}")
         return list(self.w_groups[layers])
     idx = [int(i) for i in np.atleast_1d(layers)]
-    if not idx or any(not 0 <= i < self.num_ws for i in idx): raise ValueError(f"W+ layers must be in 0…{self.num_ws - 1}, got {idx}")
+    if not idx or any(not 0 <= i < self.num_ws for i in idx):
+        raise ValueError(f"W+ layers must be in 0…{self.num_ws - 1}, got {idx}")
     return idx
 
 @patch
@@ -123,7 +142,9 @@ def apply_direction(self: LatentModel, wplus, direction, alpha, layers=None):
     "W+ with α·direction ([w_dim] or [num_ws, w_dim]) added to the ws of `layers` (default: all)."
     wplus, d = self._check_wplus(wplus), torch.as_tensor(direction, dtype=wplus.dtype, device=wplus.device)
     if d.shape not in ((self.w_dim,), (self.num_ws, self.w_dim)):
-        raise ValueError(f"direction must be [{self.w_dim}] or [{self.num_ws}, {self.w_dim}], got {tuple(d.shape)}")
+        raise ValueError(
+            f"direction must be [{self.w_dim}] or [{self.num_ws}, {self.w_dim}], got {tuple(d.shape)}"
+        )
     d, idx = d.expand(self.num_ws, self.w_dim), self.layer_indices(layers)
     out = wplus.clone()
     out[:, idx] += alpha * d[idx]
@@ -146,7 +167,9 @@ def _analysis(key, fn):
 @patch
 def w_pca(self: LatentModel, k=10, n=2000, seed=0):
     "PCA of `n` samples of w (cached by weights and arguments): `WPCA(mean, components, std, explained)`."
-    return _analysis(('w_pca', self.fingerprint, int(k), int(n), int(seed)), lambda: fit_w_pca(self.G, k, n, seed))
+    return _analysis(
+        ('w_pca', self.fingerprint, int(k), int(n), int(seed)), lambda: fit_w_pca(self.G, k, n, seed)
+    )
 
 @patch
 def pca_directions(self: LatentModel, k=10, n=2000, seed=0):
@@ -155,7 +178,7 @@ def pca_directions(self: LatentModel, k=10, n=2000, seed=0):
     return OrderedDict((f'pc{i}', c * s) for i, (c, s) in enumerate(zip(pca.components, pca.std)))
 
 # %% ../nbs/33_explorer.ipynb #b05c569e
-ChannelEffect = namedtuple('ChannelEffect', 'image base effect delta')   # [N,3,R,R], [N,3,R,R], [N,R,R], float
+ChannelEffect = namedtuple('ChannelEffect', 'image base effect delta')  # [N,3,R,R], [N,3,R,R], [N,R,R], float
 
 @patch
 def channel_std(self: LatentModel, layer):
@@ -178,7 +201,8 @@ def channel_effect(self: LatentModel, latent, layer, channel, alpha):
     return ChannelEffect(image, base, (image - base).abs().mean(1), delta)
 
 def locality(effect, top=0.1):
-    "Share of the total effect in the `top` fraction of pixels with most effect, per image [N] (NaN for no effect)."
+    """Share of the total effect in the `top` fraction of pixels with most effect, per image [N] (NaN for no
+    effect)."""
     flat = effect.flatten(1)                                              # [N, R·R]
     k = max(1, round(top * flat.shape[1]))
     return flat.topk(k, dim=1).values.sum(1) / flat.sum(1)
@@ -186,20 +210,25 @@ def locality(effect, top=0.1):
 # %% ../nbs/33_explorer.ipynb #3803fd7f
 @patch
 def channel_sweep(self: LatentModel, latent, layer, channel, alphas=(-5, 0, 5)):
-    "Images [len(alphas), 3, R, R] of one latent (batch 1) with channel `channel` of `layer` moved by each α·σ."
+    """Images [len(alphas), 3, R, R] of one latent (batch 1) with channel `channel` of `layer` moved by each
+    α·σ."""
     return torch.cat([self.channel_effect(latent, layer, channel, a).image for a in alphas])
 
 # %% ../nbs/33_explorer.ipynb #875d8337
 @patch
 def directions(self: LatentModel, extra=None, pca=8):
-    "{name: direction}: `pca` GANSpace directions ('pc0'…), then `extra`: {name: [w_dim] or [num_ws, w_dim]} or a name for `hybridlat.edits.load_directions`."
+    """{name: direction}: `pca` GANSpace directions ('pc0'…), then `extra`: {name: [w_dim] or [num_ws, w_dim]}
+    or a name for `hybridlat.edits.load_directions`."""
     if isinstance(extra, (str, Path)):
-        from hybridlat.edits import load_directions                         # optional: labelled InterFaceGAN directions
+        from hybridlat.edits import load_directions  # optional: labelled InterFaceGAN directions
         extra = load_directions(extra, G=self.G)
     out = self.pca_directions(pca) if pca else OrderedDict()
     for name, d in (extra or {}).items():
         d = torch.as_tensor(d).float()
         if d.shape not in ((self.w_dim,), (self.num_ws, self.w_dim)):
-            raise ValueError(f"direction {name!r} must be [{self.w_dim}] or [{self.num_ws}, {self.w_dim}], got {tuple(d.shape)}")
+            raise ValueError(
+                f"direction {name!r} must be [{self.w_dim}] or [{self.num_ws}, {self.w_dim}], got "
+                f"{tuple(d.shape)}"
+            )
         out[name] = d
     return out

@@ -63,8 +63,10 @@ def _model(kind):
     dlib = _dlib()
     if kind == 'hog': return dlib.get_frontal_face_detector()
     if kind == 'cnn': return dlib.cnn_face_detection_model_v1(str(model_file('mmod_human_face_detector.dat')))
-    if kind == 'landmarks': return dlib.shape_predictor(str(model_file('shape_predictor_68_face_landmarks.dat')))
-    if kind == 'recognition': return dlib.face_recognition_model_v1(str(model_file('dlib_face_recognition_resnet_model_v1.dat')))
+    if kind == 'landmarks':
+        return dlib.shape_predictor(str(model_file('shape_predictor_68_face_landmarks.dat')))
+    if kind == 'recognition':
+        return dlib.face_recognition_model_v1(str(model_file('dlib_face_recognition_resnet_model_v1.dat')))
     raise ValueError(f"unknown dlib model {kind!r}")
 
 # %% ../nbs/20_faces.ipynb #261d84ab
@@ -77,7 +79,8 @@ def load_image(path):
     if not path.is_file(): raise FileNotFoundError(f"no image file at {path}")
     try:
         with Image.open(path) as im: return np.array(ImageOps.exif_transpose(im).convert('RGB'))
-    except (OSError, SyntaxError, ValueError) as e: raise ImageReadError(f"cannot read image {path}: {e}") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(f"cannot read image {path}: {e}") from e
 
 def _rgb(img):
     "Check and normalise an image argument to a C-contiguous [H, W, 3] uint8 array."
@@ -100,7 +103,9 @@ def detect_faces(img, model='hog', upsample=1, max_size=640):
     if model not in ('hog', 'cnn'): raise ValueError(f"model must be 'hog' or 'cnn', got {model!r}")
     small, s = _shrunk(_rgb(img), max_size)
     rects = [getattr(d, 'rect', d) for d in _model(model)(small, upsample)]
-    boxes = [tuple(int(round(v * s)) for v in (r.left(), r.top(), r.right() + 1, r.bottom() + 1)) for r in rects]
+    boxes = [
+        tuple(int(round(v * s)) for v in (r.left(), r.top(), r.right() + 1, r.bottom() + 1)) for r in rects
+    ]
     return sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
 
 def face_landmarks(img, box=None, **detect_kwargs):
@@ -108,25 +113,32 @@ def face_landmarks(img, box=None, **detect_kwargs):
     img = _rgb(img)
     if box is None:
         boxes = detect_faces(img, **detect_kwargs)
-        if not boxes: raise NoFaceError(f"no face found in the {img.shape[1]}×{img.shape[0]} image (try upsample=2 or model='cnn')")
+        if not boxes:
+            raise NoFaceError(
+                f"no face found in the {img.shape[1]}×{img.shape[0]} image (try upsample=2 or model='cnn')"
+            )
         if len(boxes) > 1: warnings.warn(f"{len(boxes)} faces found; using the largest")
         box = boxes[0]
-    shape = _model('landmarks')(img, _dlib().rectangle(*[int(v) for v in box[:2]], int(box[2]) - 1, int(box[3]) - 1))
+    shape = _model('landmarks')(
+        img, _dlib().rectangle(*[int(v) for v in box[:2]], int(box[2]) - 1, int(box[3]) - 1)
+    )
     return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
 # %% ../nbs/20_faces.ipynb #baba5013
 def _pts(lms):
     lms = np.asarray(lms, np.float64)
-    if lms.shape[-2:] != (68, 2): raise ValueError(f"expected 68 landmarks [..., 68, 2], got shape {lms.shape}")
+    if lms.shape[-2:] != (68, 2):
+        raise ValueError(f"expected 68 landmarks [..., 68, 2], got shape {lms.shape}")
     return lms
 
 def ffhq_quad(lms):
-    "FFHQ's oriented crop square from 68 landmarks: corners [4, 2] (top-left, bottom-left, bottom-right, top-right)."
+    """FFHQ's oriented crop square from 68 landmarks: corners [4, 2] (top-left, bottom-left, bottom-right,
+    top-right)."""
     lms = _pts(lms)
     eye_l, eye_r = lms[36:42].mean(0), lms[42:48].mean(0)
     eyes, mouth = (eye_l + eye_r) / 2, (lms[48] + lms[54]) / 2
     across, down = eye_r - eye_l, mouth - eyes
-    x = across + np.array([down[1], -down[0]])            # eye line + eye→mouth turned 90°: 'right' on the face
+    x = across + np.array([down[1], -down[0]])  # eye line + eye→mouth turned 90°: 'right' on the face
     x *= max(np.hypot(*across) * 2.0, np.hypot(*down) * 1.8) / np.hypot(*x)   # half the side of the square
     y = np.array([-x[1], x[0]])                           # x turned 90°: points down the face
     c = eyes + down * 0.1
@@ -144,15 +156,19 @@ def transform_points(matrix, pts):
 
 # %% ../nbs/20_faces.ipynb #674f388f
 def warp_image(src, matrix, out_hw, ss=1, padding_mode='reflection', origin=(0, 0)):
-    "Warp `src` [H, W, C] (float tensor) by `matrix` (src → out coords) into [out_h, out_w, C], `ss`× supersampled."
+    """Warp `src` [H, W, C] (float tensor) by `matrix` (src → out coords) into [out_h, out_w, C], `ss`×
+    supersampled."""
     (h, w), H, W = out_hw, *src.shape[:2]
     inv = torch.as_tensor(np.linalg.inv(matrix), dtype=torch.float64)
     ys = (torch.arange(h * ss, dtype=torch.float64) + 0.5) / ss - 0.5 + origin[1]
     xs = (torch.arange(w * ss, dtype=torch.float64) + 0.5) / ss - 0.5 + origin[0]
     gy, gx = torch.meshgrid(ys, xs, indexing='ij')
-    p = torch.stack([gx, gy], -1) @ inv[:2, :2].T + inv[:2, 2]                    # source pixel coords [h*ss, w*ss, 2]
-    grid = (2 * p + 1) / torch.tensor([W, H], dtype=torch.float64) - 1            # grid_sample's [-1, 1] (align_corners=False)
-    out = F.grid_sample(src.permute(2, 0, 1)[None].float(), grid[None].float(), 'bilinear', padding_mode, align_corners=False)
+    p = torch.stack([gx, gy], -1) @ inv[:2, :2].T + inv[:2, 2]  # source pixel coords [h*ss, w*ss, 2]
+    # grid_sample's [-1, 1] (align_corners=False)
+    grid = (2 * p + 1) / torch.tensor([W, H], dtype=torch.float64) - 1
+    out = F.grid_sample(
+        src.permute(2, 0, 1)[None].float(), grid[None].float(), 'bilinear', padding_mode, align_corners=False
+    )
     return F.avg_pool2d(out, ss)[0].permute(1, 2, 0) if ss > 1 else out[0].permute(1, 2, 0)
 
 def _u8(x): return x.round().clamp(0, 255).to(torch.uint8).numpy()
@@ -162,7 +178,8 @@ def _u8(x): return x.round().clamp(0, 255).to(torch.uint8).numpy()
 class AlignedFace:
     "An FFHQ-aligned crop and how it maps to the original image."
     image: np.ndarray         # [size, size, 3] uint8 crop
-    quad: np.ndarray          # [4, 2] crop corners in the original image (top-left, bottom-left, bottom-right, top-right)
+    # [4, 2] crop corners in the original image (top-left, bottom-left, bottom-right, top-right)
+    quad: np.ndarray
     matrix: np.ndarray        # [3, 3] affine: original pixel coords → crop pixel coords
     size: int                 # crop side in pixels
     landmarks: np.ndarray = None  # [68, 2] landmarks in crop coords
@@ -171,10 +188,13 @@ class AlignedFace:
 def align_face(img, landmarks, size=128, max_ss=8):
     "FFHQ-style aligned `size`² crop of the face with these 68 `landmarks`."
     img, lms = _rgb(img), _pts(landmarks)
-    quad = ffhq_quad(lms); matrix = quad_matrix(quad, size)
+    quad = ffhq_quad(lms)
+    matrix = quad_matrix(quad, size)
     ss = int(np.clip(np.ceil(np.hypot(*(quad[3] - quad[0])) / size), 1, max_ss))
     crop = warp_image(torch.tensor(img, dtype=torch.float32), matrix, (size, size), ss)
-    return AlignedFace(_u8(crop), quad.astype(np.float32), matrix, size, transform_points(matrix, lms).astype(np.float32))
+    return AlignedFace(
+        _u8(crop), quad.astype(np.float32), matrix, size, transform_points(matrix, lms).astype(np.float32)
+    )
 
 # %% ../nbs/20_faces.ipynb #d900d3bc
 def _smoothstep(a): return a * a * (3 - 2 * a)           # 0 → 0, 1 → 1, flat at both ends
@@ -197,7 +217,7 @@ def paste_mask(size, feather=None, shape='ellipse', landmarks=None):
 def crop_matrix(aligned, crop_size):
     "3×3 affine from frame pixel coords to the pixel coords of a `crop_size`² crop of `aligned`'s quad."
     s = crop_size / aligned.size
-    shift = np.array([[0, 0, (s - 1) / 2], [0, 0, (s - 1) / 2], [0, 0, 0]])         # pixel centres stay centres
+    shift = np.array([[0, 0, (s - 1) / 2], [0, 0, (s - 1) / 2], [0, 0, 0]])  # pixel centres stay centres
     return np.diag([s, s, 1.]) @ aligned.matrix + shift
 
 def crop_mask(aligned, crop_size, feather=None, shape='ellipse'):
@@ -224,7 +244,8 @@ def reference_crop(aligned, crop_size):
 def paste_back(frame, crop, aligned, feather=None, shape='ellipse', max_ss=8, match_colour=False):
     "Blend `crop` (any square size) into `frame` where `aligned` came from; returns a new uint8 frame."
     frame, crop = _rgb(frame), _rgb(crop)
-    if crop.shape[0] != crop.shape[1]: raise ValueError(f"the crop must be square, got {crop.shape[1]}×{crop.shape[0]}")
+    if crop.shape[0] != crop.shape[1]:
+        raise ValueError(f"the crop must be square, got {crop.shape[1]}×{crop.shape[0]}")
     S, q = crop.shape[0], aligned.quad
     matrix, mask = crop_matrix(aligned, S), crop_mask(aligned, S, feather, shape)      # mask [S, S]
     x0, y0, x1, y1 = paste_region(frame.shape[:2], matrix, mask)
@@ -233,7 +254,8 @@ def paste_back(frame, crop, aligned, feather=None, shape='ellipse', max_ss=8, ma
     if match_colour: rgb = colour_matched(rgb[None], reference_crop(aligned, S), mask)[0]
     src = torch.cat([rgb * mask[..., None], mask[..., None]], -1)                        # premultiplied RGBA
     ss = int(np.clip(np.ceil(S / np.hypot(*(q[3] - q[0]))), 1, max_ss))
-    out = warp_image(src, np.linalg.inv(matrix), (y1 - y0, x1 - x0), ss, 'zeros', origin=(x0, y0))   # [h, w, 4]
+    # [h, w, 4]
+    out = warp_image(src, np.linalg.inv(matrix), (y1 - y0, x1 - x0), ss, 'zeros', origin=(x0, y0))
     res = torch.tensor(frame, dtype=torch.float32)
     res[y0:y1, x0:x1] = res[y0:y1, x0:x1] * (1 - out[..., 3:]) + out[..., :3]
     return _u8(res)
@@ -254,7 +276,8 @@ def face_hull(landmarks, forehead=0.4):
 
 # %% ../nbs/20_faces.ipynb #5e0c1a05
 def polygon_depth(polygon, size):
-    "Depth [size, size] in pixels of each pixel centre of a size² grid in the convex `polygon` [K, 2] (< 0: out)."
+    """Depth [size, size] in pixels of each pixel centre of a size² grid in the convex `polygon` [K, 2] (< 0:
+    out)."""
     corners = torch.as_tensor(np.asarray(polygon), dtype=torch.float64)                  # [K, 2]
     edges = corners.roll(-1, 0) - corners
     normals = torch.stack([-edges[:, 1], edges[:, 0]], -1) / edges.norm(dim=-1, keepdim=True)
@@ -266,7 +289,8 @@ def polygon_depth(polygon, size):
 
 # %% ../nbs/20_faces.ipynb #5e0c1a07
 def face_mask(size, landmarks, feather=0.2, erode=0.03, forehead=0.4):
-    "Soft mask [size, size] in [0, 1] inside the face hull of `landmarks` (crop pixels); `feather`, `erode`: × S/2."
+    """Soft mask [size, size] in [0, 1] inside the face hull of `landmarks` (crop pixels); `feather`, `erode`:
+    × S/2."""
     depth = polygon_depth(face_hull(landmarks, forehead), size) / (size / 2)    # [S, S] in half-sides
     return _smoothstep(((depth - erode) / max(feather, 1e-6)).clamp(0, 1)).float()
 
@@ -281,7 +305,8 @@ def gaussian_blur(images, sigma):
 
 # %% ../nbs/20_faces.ipynb #5e0c1a0e
 def colour_matched(crops, reference, mask, sigma=0.15, tolerance=20.0):
-    "`crops` [B, S, S, 3] (float) made to agree with `reference` [S, S, 3] on the feather band of `mask` [S, S]."
+    """`crops` [B, S, S, 3] (float) made to agree with `reference` [S, S, 3] on the feather band of `mask` [S,
+    S]."""
     S = crops.shape[1]
     band = 4 * mask * (1 - mask)                                                  # [S, S]
     if not (band > 0.1).any(): return crops
@@ -317,15 +342,16 @@ def brow_raise(lms):
     "Mean height of the brows above the eye centres, perpendicular to the eye line, / inter-ocular distance."
     lms = _pts(lms)
     eye_l, eye_r = lms[..., 36:42, :].mean(-2), lms[..., 42:48, :].mean(-2)
-    up = (eye_r - eye_l) @ np.array([[0., -1.], [1., 0.]])                  # eye line turned 90°, towards the brows
+    up = (eye_r - eye_l) @ np.array([[0., -1.], [1., 0.]])  # eye line turned 90°, towards the brows
     up /= np.linalg.norm(up, axis=-1, keepdims=True)
     h_l = ((lms[..., 17:22, :].mean(-2) - eye_l) * up).sum(-1)
     h_r = ((lms[..., 22:27, :].mean(-2) - eye_r) * up).sum(-1)
     return (h_l + h_r) / 2 / interocular_distance(lms)
 
 # %% ../nbs/20_faces.ipynb #5dd8173d
-_FACE3D = np.array([[0., 0., 0.], [0., 330., 65.], [-225., -170., 135.], [225., -170., 135.],   # nose tip, chin, eye corners
-                    [-150., 150., 125.], [150., 150., 125.]])                                   # mouth corners
+# nose tip, chin, eye corners
+_FACE3D = np.array([[0., 0., 0.], [0., 330., 65.], [-225., -170., 135.], [225., -170., 135.],
+                    [-150., 150., 125.], [150., 150., 125.]])  # mouth corners
 _FACE3D_IDX = [30, 8, 36, 45, 48, 54]
 
 def _rot(r):
@@ -352,23 +378,30 @@ def _pose_init(x, X, f, c):
     "Scaled-orthographic start: least-squares linear camera, its rows made orthonormal."
     P = np.linalg.lstsq(X - X.mean(0), x - x.mean(0), rcond=None)[0].T             # [2, 3]
     u, s, vt = np.linalg.svd(P, full_matrices=False)
-    r12 = u @ vt; R = np.vstack([r12, np.cross(r12[0], r12[1])])
+    r12 = u @ vt
+    R = np.vstack([r12, np.cross(r12[0], r12[1])])
     z = f / s.mean()
     return R, np.r_[(x.mean(0) - c) * z / f, z] - R @ X.mean(0)
 
 def head_pose(lms, image_size, steps=15):
-    "`(yaw, pitch, roll)` in degrees from 68 landmarks; `image_size` = (height, width) of the image they come from."
+    """`(yaw, pitch, roll)` in degrees from 68 landmarks; `image_size` = (height, width) of the image they
+    come from."""
     x, X = _pts(lms)[_FACE3D_IDX], _FACE3D
     H, W = (image_size, image_size) if np.isscalar(image_size) else image_size[:2]
     f, c = float(max(H, W)), np.array([(W - 1) / 2, (H - 1) / 2])
     R, t = _pose_init(x, X, f, c)
     for _ in range(steps):                                   # Gauss-Newton on (small rotation, translation)
         res = lambda p: (project_points(X, _rot(p[:3]) @ R, t + p[3:], f, c) - x).ravel()
-        r0 = res(np.zeros(6)); eps = np.r_[[1e-6] * 3, [1e-3] * 3]
+        r0 = res(np.zeros(6))
+        eps = np.r_[[1e-6] * 3, [1e-3] * 3]
         J = np.stack([(res(np.eye(6)[i] * eps[i]) - r0) / eps[i] for i in range(6)], 1)
         dp = np.linalg.lstsq(J, -r0, rcond=None)[0]
         R, t = _rot(dp[:3]) @ R, t + dp[3:]
-    yaw, pitch, roll = -np.arcsin(np.clip(-R[2, 0], -1, 1)), -np.arctan2(R[2, 1], R[2, 2]), np.arctan2(R[1, 0], R[0, 0])
+    yaw, pitch, roll = (
+        -np.arcsin(np.clip(-R[2, 0], -1, 1)),
+        -np.arctan2(R[2, 1], R[2, 2]),
+        np.arctan2(R[1, 0], R[0, 0]),
+    )
     return tuple(float(v) for v in np.degrees([yaw, pitch, roll]))
 
 # %% ../nbs/20_faces.ipynb #49c8cc78
@@ -376,7 +409,8 @@ def _gaussian_time(seq, sigma):
     "Gaussian smoothing along axis 0; ends padded by point reflection, which keeps steady motion unchanged."
     r = min(max(int(3 * sigma + 0.5), 1), len(seq) - 1)
     if r < 1: return seq.copy()
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2); k /= k.sum()
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
     pad = np.concatenate([2 * seq[:1] - seq[r:0:-1], seq, 2 * seq[-1:] - seq[-2:-r - 2:-1]])
     return sum(w * pad[i:i + len(seq)] for i, w in enumerate(k))
 
@@ -392,7 +426,9 @@ def _one_euro(seq, fps, min_cutoff, beta, d_cutoff):
         out[i] = x_hat
     return out
 
-def smooth_landmarks(landmarks_seq, method='gaussian', sigma=2.0, fps=25.0, min_cutoff=1.0, beta=1.0, d_cutoff=1.0):
+def smooth_landmarks(
+    landmarks_seq, method='gaussian', sigma=2.0, fps=25.0, min_cutoff=1.0, beta=1.0, d_cutoff=1.0
+):
     "Landmarks [T, 68, 2] smoothed over time ('gaussian': zero-lag, offline; 'one_euro': causal)."
     seq = _pts(landmarks_seq)
     if seq.ndim != 3: raise ValueError(f"expected a sequence [T, 68, 2], got shape {seq.shape}")
@@ -421,11 +457,14 @@ def find_landmarks(frames, max_size=320, upsample=1, progress=False, total=None)
     return found
 
 def align_tracked(frames, found, size=128, smooth='gaussian', progress=False, **smooth_kwargs):
-    "Aligned crops of `frames` (an iterable, read once) from their `find_landmarks`, crop windows smoothed in time."
+    """Aligned crops of `frames` (an iterable, read once) from their `find_landmarks`, crop windows smoothed
+    in time."""
     raw, ok = interpolate_missing(found)
     steady = smooth_landmarks(raw, smooth, **smooth_kwargs) if smooth else raw
     out = []
-    for f, s, r, d in tqdm(zip(frames, steady, raw, ok), 'align', total=len(found), disable=not progress, leave=False):
+    for f, s, r, d in tqdm(
+        zip(frames, steady, raw, ok), 'align', total=len(found), disable=not progress, leave=False
+    ):
         a = align_face(f, s, size)
         a.landmarks, a.detected = transform_points(a.matrix, r).astype(np.float32), bool(d)
         out.append(a)

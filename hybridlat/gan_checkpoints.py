@@ -19,7 +19,9 @@ from .images import atomic_path
 # %% ../nbs/13b_gan_checkpoints.ipynb #d2e2a2c3
 def seed_all(seed):
     "Seed python, numpy and torch (all devices)."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 # %% ../nbs/13b_gan_checkpoints.ipynb #b7fb5fbc
 def rng_state():
@@ -40,7 +42,9 @@ def set_rng_state(state):
     has_gauss, gauss = state['python_gauss'].tolist()
     random.setstate((3, tuple(state['python'].tolist()), gauss if has_gauss else None))
     pos, np_has_gauss = state['numpy_pos'].tolist()
-    np.random.set_state(('MT19937', state['numpy'].numpy().astype(np.uint32), pos, np_has_gauss, state['numpy_gauss'].item()))
+    np.random.set_state(
+        ('MT19937', state['numpy'].numpy().astype(np.uint32), pos, np_has_gauss, state['numpy_gauss'].item())
+    )
 
 # %% ../nbs/13b_gan_checkpoints.ipynb #8e37896a
 CHECKPOINT_FORMAT = 'hybridlat.train_gan'
@@ -56,16 +60,29 @@ def save_checkpoint(st, path):
     "Write the full training state to `path` atomically (rank 0 writes; every rank must call it)."
     rng = gather_rng(st)
     if st.rank != 0: return Path(path)
-    ckpt = dict(format=CHECKPOINT_FORMAT, version=1, config=json.dumps(asdict(st.cfg)),
-                G_kwargs=json.dumps(st.G.init_kwargs), D_kwargs=json.dumps(st.D.init_kwargs),
-                G=st.G.state_dict(), D=st.D.state_dict(), G_ema=st.G_ema.state_dict(),
-                opt_G=st.opt_G.state_dict(), opt_D=st.opt_D.state_dict(), step=st.step, images_seen=st.images_seen,
-                pl_mean=st.pl_mean.detach().cpu(), rng=rng, world_size=st.world_size)
+    ckpt = dict(
+        format=CHECKPOINT_FORMAT,
+        version=1,
+        config=json.dumps(asdict(st.cfg)),
+        G_kwargs=json.dumps(st.G.init_kwargs),
+        D_kwargs=json.dumps(st.D.init_kwargs),
+        G=st.G.state_dict(),
+        D=st.D.state_dict(),
+        G_ema=st.G_ema.state_dict(),
+        opt_G=st.opt_G.state_dict(),
+        opt_D=st.opt_D.state_dict(),
+        step=st.step,
+        images_seen=st.images_seen,
+        pl_mean=st.pl_mean.detach().cpu(),
+        rng=rng,
+        world_size=st.world_size,
+    )
     with atomic_path(path) as tmp: torch.save(ckpt, tmp)
     return Path(path)
 
 def load_checkpoint(path, fmt=CHECKPOINT_FORMAT, what='a hybridlat training checkpoint'):
-    "Read a training checkpoint (format tag `fmt`) safely (`weights_only=True`): a dict of tensors and plain values."
+    """Read a training checkpoint (format tag `fmt`) safely (`weights_only=True`): a dict of tensors and plain
+    values."""
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"checkpoint not found: {path}")
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
@@ -82,7 +99,7 @@ def restore(st, ckpt):
     for name in ('G', 'D', 'G_ema'):
         net = getattr(st, name)
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt[name].items()})
-    if 'opt_G' in ckpt:                                                   # a slim checkpoint: Adam starts afresh
+    if 'opt_G' in ckpt:  # a slim checkpoint: Adam starts afresh
         st.opt_G.load_state_dict(ckpt['opt_G'])
         st.opt_D.load_state_dict(ckpt['opt_D'])
     st.step, st.images_seen, st.pl_mean = ckpt['step'], ckpt['images_seen'], ckpt['pl_mean'].to(st.device)
@@ -91,10 +108,21 @@ def restore(st, ckpt):
     return st
 
 # %% ../nbs/13b_gan_checkpoints.ipynb #5a1d0c02
-SLIM_KEYS = ('format', 'version', 'config', 'G_kwargs', 'D_kwargs', 'step', 'images_seen', 'pl_mean', 'world_size')
+SLIM_KEYS = (
+    'format',
+    'version',
+    'config',
+    'G_kwargs',
+    'D_kwargs',
+    'step',
+    'images_seen',
+    'pl_mean',
+    'world_size',
+)
 
 def slim_checkpoint(ckpt, path=None, **meta):
-    "`ckpt` (a full checkpoint's dict or path) without optimisers and RNG, networks in float16; written to `path`."
+    """`ckpt` (a full checkpoint's dict or path) without optimisers and RNG, networks in float16; written to
+    `path`."""
     ckpt = ckpt if isinstance(ckpt, dict) else load_checkpoint(ckpt)
     half = lambda sd: {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
     slim = {k: ckpt[k] for k in SLIM_KEYS} | {name: half(ckpt[name]) for name in ('G', 'D', 'G_ema')}
@@ -105,7 +133,8 @@ def slim_checkpoint(ckpt, path=None, **meta):
 
 # %% ../nbs/13b_gan_checkpoints.ipynb #a86931cf
 def generator_from_checkpoint(path, ema=True):
-    "The trained generator (G_ema by default) from a training checkpoint (a path or its loaded dict), in eval mode."
+    """The trained generator (G_ema by default) from a training checkpoint (a path or its loaded dict), in
+    eval mode."""
     ckpt = path if isinstance(path, dict) else load_checkpoint(path)
     G = Generator(**json.loads(ckpt['G_kwargs']))
     G.load_state_dict(ckpt['G_ema' if ema else 'G'])

@@ -22,7 +22,8 @@ def _ellipse(yy, xx, cy, cx, ry, rx, sharpness):
     return torch.sigmoid((1 - d) * sharpness)
 
 class ToyFaces(Dataset):
-    "`n` synthetic 'faces' [3, R, R] in [-1, 1]: a coloured ellipse with eyes and a mouth, item `i` drawn from seed `seed + i`."
+    """`n` synthetic 'faces' [3, R, R] in [-1, 1]: a coloured ellipse with eyes and a mouth, item `i` drawn
+    from seed `seed + i`."""
     def __init__(self, n=512, resolution=32, seed=0): self.n, self.resolution, self.seed = n, resolution, seed
     def __len__(self): return self.n
     def __getitem__(self, i):
@@ -31,26 +32,32 @@ class ToyFaces(Dataset):
         u = lambda lo, hi, n=1: lo + (hi - lo) * torch.rand(n, generator=g)
         yy, xx = torch.meshgrid(*[torch.linspace(-1, 1, self.resolution)] * 2, indexing='ij')
         sharp = self.resolution / 2
-        img = u(-0.8, 0.3, 3)[:, None, None].expand(3, self.resolution, self.resolution)            # background
+        img = u(-0.8, 0.3, 3)[:, None, None].expand(3, self.resolution, self.resolution)  # background
         cy, cx, ry, rx = u(-0.08, 0.08), u(-0.08, 0.08), u(0.62, 0.78), u(0.48, 0.62)
         skin = torch.tensor([0.9, 0.55, 0.35]) * u(0.5, 1.1) + u(-0.1, 0.1, 3)
         img = torch.lerp(img, skin[:, None, None], _ellipse(yy, xx, cy, cx, ry, rx, sharp))
         eye_y, eye_dx, eye_r = cy - 0.2 * ry, u(0.33, 0.45) * rx, u(0.08, 0.13)
-        for side in (-1, 1): img = img * (1 - 0.9 * _ellipse(yy, xx, eye_y, cx + side * eye_dx, eye_r, eye_r * 1.3, sharp))
+        for side in (-1, 1):
+            img = img * (1 - 0.9 * _ellipse(yy, xx, eye_y, cx + side * eye_dx, eye_r, eye_r * 1.3, sharp))
         mouth = _ellipse(yy, xx, cy + 0.45 * ry, cx, u(0.04, 0.12), u(0.25, 0.45) * rx, sharp)
-        return torch.lerp(img, torch.tensor([0.6, -0.6, -0.5])[:, None, None], mouth).clamp(-1, 1)   # [3, R, R]
+        # [3, R, R]
+        return torch.lerp(img, torch.tensor([0.6, -0.6, -0.5])[:, None, None], mouth).clamp(-1, 1)
 
 # %% ../nbs/13a_gan_data.ipynb #ce097846
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')
 
 class ImageFiles(Dataset):
-    "Images in a folder (recursively) or a .zip, centre-cropped to a square and resized to `resolution`: [3, R, R] in [-1, 1]."
+    """Images in a folder (recursively) or a .zip, centre-cropped to a square and resized to `resolution`: [3,
+    R, R] in [-1, 1]."""
     def __init__(self, path, resolution):
         self.path, self.resolution = Path(path), resolution
         if not self.path.exists(): raise FileNotFoundError(f"dataset not found: {self.path}")
         if self.path.suffix.lower() == '.zip':
-            with zipfile.ZipFile(self.path) as z: self.names = sorted(n for n in z.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
-        else: self.names = sorted(str(p.relative_to(self.path)) for p in self.path.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES)
+            with zipfile.ZipFile(self.path) as z:
+                self.names = sorted(n for n in z.namelist() if n.lower().endswith(IMAGE_SUFFIXES))
+        else:
+            files = (p for p in self.path.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES)
+            self.names = sorted(str(p.relative_to(self.path)) for p in files)
         if not self.names: raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {self.path}")
 
     def __len__(self): return len(self.names)
@@ -59,32 +66,39 @@ class ImageFiles(Dataset):
         with zipfile.ZipFile(self.path) as z: return Image.open(io.BytesIO(z.read(name)))
     def __getitem__(self, i):
         im = self._open(self.names[i]).convert('RGB')
-        s = min(im.size); l, t = (im.width - s) // 2, (im.height - s) // 2
+        s = min(im.size)
+        l, t = (im.width - s) // 2, (im.height - s) // 2
         im = im.crop((l, t, l + s, t + s)).resize((self.resolution,) * 2, Image.LANCZOS)
         return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 127.5 - 1   # [3, R, R]
 
 # %% ../nbs/13a_gan_data.ipynb #03ffb0b7
 def is_face_dataset(path):
-    "Is `path` a zip written by `hybridlat.datasets.build_face_dataset` (JPEGs plus labels.csv and report.json)?"
+    """Is `path` a zip written by `hybridlat.datasets.build_face_dataset` (JPEGs plus labels.csv and
+    report.json)?"""
     path = Path(path)
     if path.suffix.lower() != '.zip' or not zipfile.is_zipfile(path): return False
     with zipfile.ZipFile(path) as z: return {'labels.csv', 'report.json'} <= set(z.namelist())
 
 class FaceImages(Dataset):
-    "The images of a `build_face_dataset` zip (labels dropped), resized to `resolution`: [3, R, R] in [-1, 1]."
+    """The images of a `build_face_dataset` zip (labels dropped), resized to `resolution`: [3, R, R] in [-1,
+    1]."""
     def __init__(self, path, resolution):
-        from hybridlat.datasets import FaceDataset       # needs the optional extras, so only when a face zip is used
+        # needs the optional extras, so only when a face zip is used
+        from hybridlat.datasets import FaceDataset
         self.faces, self.resolution = FaceDataset(path), resolution
     def __len__(self): return len(self.faces)
     def __getitem__(self, i):
         img = self.faces[i][0]                                                          # [3, R0, R0]
         if img.shape[-1] == self.resolution: return img
-        img = F.interpolate(img[None], size=(self.resolution,) * 2, mode='bicubic', antialias=True, align_corners=False)
+        img = F.interpolate(
+            img[None], size=(self.resolution,) * 2, mode='bicubic', antialias=True, align_corners=False
+        )
         return img[0].clamp(-1, 1)                                                      # [3, R, R]
 
 # %% ../nbs/13a_gan_data.ipynb #fa66b50d
 def open_dataset(spec, resolution):
-    "`'toy'` or `'toy:N'` → `ToyFaces`; a `build_face_dataset` zip → `FaceImages`; a folder or .zip of images → `ImageFiles`."
+    """`'toy'` or `'toy:N'` → `ToyFaces`; a `build_face_dataset` zip → `FaceImages`; a folder or .zip of
+    images → `ImageFiles`."""
     if spec == 'toy' or str(spec).startswith('toy:'): return ToyFaces(int(str(spec)[4:] or 512), resolution)
     if is_face_dataset(spec): return FaceImages(spec, resolution)
     return ImageFiles(spec, resolution)
@@ -94,17 +108,24 @@ def check_dataset(dataset, resolution):
     if len(dataset) == 0: raise ValueError("the dataset is empty")
     x = dataset[0]
     x = x[0] if isinstance(x, (tuple, list)) else x
-    if not torch.is_tensor(x) or not x.is_floating_point(): raise ValueError(f"dataset items must be float tensors, got {type(x).__name__} {getattr(x, 'dtype', '')}")
-    if tuple(x.shape) != (3, resolution, resolution): raise ValueError(f"dataset items must be [3, {resolution}, {resolution}], got {tuple(x.shape)}")
-    if x.min() < -1.01 or x.max() > 1.01: raise ValueError(f"dataset images must lie in [-1, 1], got values in [{x.min():.3g}, {x.max():.3g}]")
+    if not torch.is_tensor(x) or not x.is_floating_point():
+        raise ValueError(
+            f"dataset items must be float tensors, got {type(x).__name__} {getattr(x, 'dtype', '')}"
+        )
+    if tuple(x.shape) != (3, resolution, resolution):
+        raise ValueError(f"dataset items must be [3, {resolution}, {resolution}], got {tuple(x.shape)}")
+    if x.min() < -1.01 or x.max() > 1.01:
+        raise ValueError(f"dataset images must lie in [-1, 1], got values in [{x.min():.3g}, {x.max():.3g}]")
 
 # %% ../nbs/13a_gan_data.ipynb #e99cc8a5
 def aug_color(x):
     "Random brightness, saturation and contrast per image: [N, C, H, W] → same."
     r = lambda: torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype)
     x = x + (r() - 0.5)                                                            # brightness
-    m = x.mean(dim=1, keepdim=True); x = (x - m) * (r() * 2) + m                    # saturation
-    m = x.mean(dim=[1, 2, 3], keepdim=True); return (x - m) * (r() + 0.5) + m      # contrast
+    m = x.mean(dim=1, keepdim=True)
+    x = (x - m) * (r() * 2) + m  # saturation
+    m = x.mean(dim=[1, 2, 3], keepdim=True)
+    return (x - m) * (r() + 0.5) + m  # contrast
 
 def aug_translation(x, ratio=0.125):
     "Shift each image by up to `ratio`·size pixels in x and y, filling with zeros: [N, C, H, W] → same."
@@ -112,9 +133,10 @@ def aug_translation(x, ratio=0.125):
     sy, sx = int(H * ratio + 0.5), int(W * ratio + 0.5)
     ty = torch.randint(-sy, sy + 1, [N, 1, 1], device=x.device)
     tx = torch.randint(-sx, sx + 1, [N, 1, 1], device=x.device)
-    gy = (torch.arange(H, device=x.device)[None, :, None] + ty + 1).clamp(0, H + 1)   # [N, H, 1] rows into the padded image
+    # [N, H, 1] rows into the padded image
+    gy = (torch.arange(H, device=x.device)[None, :, None] + ty + 1).clamp(0, H + 1)
     gx = (torch.arange(W, device=x.device)[None, None, :] + tx + 1).clamp(0, W + 1)   # [N, 1, W]
-    xp = F.pad(x, [1, 1, 1, 1])                                                       # zero border at index 0 and H+1
+    xp = F.pad(x, [1, 1, 1, 1])  # zero border at index 0 and H+1
     return xp.permute(0, 2, 3, 1)[torch.arange(N, device=x.device)[:, None, None], gy, gx].permute(0, 3, 1, 2)
 
 def aug_cutout(x, ratio=0.5):
@@ -124,7 +146,12 @@ def aug_cutout(x, ratio=0.5):
     cy = torch.randint(0, H + (1 - h % 2), [N, 1, 1], device=x.device)
     cx = torch.randint(0, W + (1 - w % 2), [N, 1, 1], device=x.device)
     yy, xx = torch.arange(H, device=x.device)[None, :, None], torch.arange(W, device=x.device)[None, None, :]
-    inside = ((yy - cy + h // 2) >= 0) & ((yy - cy + h // 2) < h) & ((xx - cx + w // 2) >= 0) & ((xx - cx + w // 2) < w)
+    inside = (
+        ((yy - cy + h // 2) >= 0)
+        & ((yy - cy + h // 2) < h)
+        & ((xx - cx + w // 2) >= 0)
+        & ((xx - cx + w // 2) < w)
+    )
     return x * (~inside)[:, None].to(x.dtype)                                          # [N, C, H, W]
 
 AUGMENTS = dict(color=aug_color, translation=aug_translation, cutout=aug_cutout)
@@ -132,6 +159,7 @@ AUGMENTS = dict(color=aug_color, translation=aug_translation, cutout=aug_cutout)
 def diff_augment(x, policy='color,translation,cutout'):
     "Apply the comma-separated DiffAugment `policy` to [N, C, H, W] images ('' = identity)."
     for name in filter(None, policy.split(',')):
-        if name not in AUGMENTS: raise ValueError(f"unknown augmentation {name!r}; choose from {list(AUGMENTS)}")
+        if name not in AUGMENTS:
+            raise ValueError(f"unknown augmentation {name!r}; choose from {list(AUGMENTS)}")
         x = AUGMENTS[name](x)
     return x

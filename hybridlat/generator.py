@@ -15,7 +15,8 @@ from .synthesis import SynthesisNetwork
 
 # %% ../nbs/06_generator.ipynb #5a82dff5
 class Generator(nn.Module):
-    "StyleGAN2 generator: z [N, z_dim] → w → W+ [N, num_ws, w_dim] → image [N, img_channels, R, R] in [-1, 1]."
+    """StyleGAN2 generator: z [N, z_dim] → w → W+ [N, num_ws, w_dim] → image [N, img_channels, R, R] in [-1,
+    1]."""
     def __init__(self,
         z_dim=512,              # Input latent (Z) dimensionality.
         c_dim=0,                # Conditioning label (C) dimensionality.
@@ -28,16 +29,31 @@ class Generator(nn.Module):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs)
+        self.synthesis = SynthesisNetwork(
+            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs
+        )
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
-        self.init_kwargs = copy.deepcopy(dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                                              img_channels=img_channels, mapping_kwargs=dict(mapping_kwargs),
-                                              synthesis_kwargs=dict(synthesis_kwargs)))
+        self.mapping = MappingNetwork(
+            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs
+        )
+        self.init_kwargs = copy.deepcopy(
+            dict(
+                z_dim=z_dim,
+                c_dim=c_dim,
+                w_dim=w_dim,
+                img_resolution=img_resolution,
+                img_channels=img_channels,
+                mapping_kwargs=dict(mapping_kwargs),
+                synthesis_kwargs=dict(synthesis_kwargs),
+            )
+        )
 
-    def forward(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode='const', **synthesis_kwargs):
-        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)   # [N, num_ws, w_dim]
-        return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)                          # [N, 3, R, R]
+    def forward(
+        self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode='const', **synthesis_kwargs
+    ):
+        # [N, num_ws, w_dim]
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, noise_mode=noise_mode, **synthesis_kwargs)  # [N, 3, R, R]
 
 # %% ../nbs/06_generator.ipynb #198fde92
 def small_generator_kwargs(img_resolution=128):
@@ -47,8 +63,13 @@ def small_generator_kwargs(img_resolution=128):
 
 def config_f_kwargs(img_resolution=1024):
     "Constructor arguments of StyleGAN2 config-f (NVIDIA's official FFHQ 1024² networks)."
-    return dict(z_dim=512, w_dim=512, img_resolution=img_resolution,
-                mapping_kwargs=dict(num_layers=8), synthesis_kwargs=dict(channel_base=32768, channel_max=512, conv_clamp=256))
+    return dict(
+        z_dim=512,
+        w_dim=512,
+        img_resolution=img_resolution,
+        mapping_kwargs=dict(num_layers=8),
+        synthesis_kwargs=dict(channel_base=32768, channel_max=512, conv_clamp=256),
+    )
 
 def count_parameters(module):
     "Number of trainable numbers in `module`."
@@ -60,7 +81,9 @@ def sample_ws(self: Generator, seeds, truncation_psi=1.0, truncation_cutoff=None
     "W+ latents [len(seeds), num_ws, w_dim] for integer `seeds` (one z per seed, reproducible)."
     device = device or next(self.parameters()).device
     z = torch.stack([torch.randn(self.z_dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
-    return self.mapping(z.to(device), None, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+    return self.mapping(
+        z.to(device), None, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff
+    )
 
 def mix_styles(ws_a, ws_b, layers):
     "W+ with the layers `layers` (indices into num_ws) taken from `ws_b` and the rest from `ws_a`."

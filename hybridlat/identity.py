@@ -27,7 +27,9 @@ def _read_tensor(buf, i):
     version, i = _read_int(buf, i)
     if version != 2: raise ValueError(f"unexpected dlib tensor version {version}")
     n = 1
-    for _ in range(4): d, i = _read_int(buf, i); n *= d
+    for _ in range(4):
+        d, i = _read_int(buf, i)
+        n *= d
     return np.frombuffer(buf, '<f4', n, i).copy(), i + 4 * n
 
 def read_dlib_params(path):
@@ -35,15 +37,21 @@ def read_dlib_params(path):
     buf, out, i = Path(path).read_bytes(), [], 0
     while True:
         hits = [(buf.find(k, i), k) for k in (b'con_4', b'affine_', b'fc_2')]
-        hits = [(j, k) for j, k in hits if j >= 0 and buf[j - 1] == len(k) and buf[j - 2] == 1]   # a serialised string
+        # a serialised string
+        hits = [(j, k) for j, k in hits if j >= 0 and buf[j - 1] == len(k) and buf[j - 2] == 1]
         if not hits: return out
-        j, k = min(hits); i = j + len(k)
+        j, k = min(hits)
+        i = j + len(k)
         if k == b'fc_2': i = _read_int(buf, _read_int(buf, i)[1])[1]       # skip num_outputs, num_inputs
-        arr, i = _read_tensor(buf, i); out.append((k.decode(), arr))
+        arr, i = _read_tensor(buf, i)
+        out.append((k.decode(), arr))
 
 class _Affine(nn.Module):
     "dlib's `affine_` layer (a frozen batch norm): per-channel γ x + β."
-    def __init__(self, c): super().__init__(); self.register_buffer('gamma', torch.ones(c)); self.register_buffer('beta', torch.zeros(c))
+    def __init__(self, c):
+        super().__init__()
+        self.register_buffer('gamma', torch.ones(c))
+        self.register_buffer('beta', torch.zeros(c))
     def forward(self, x): return x * self.gamma[:, None, None] + self.beta[:, None, None]
 
 def _add_padded(a, b):
@@ -54,7 +62,8 @@ def _add_padded(a, b):
 
 class _ResBlock(nn.Module):
     def __init__(self, cin, cout, down):
-        super().__init__(); self.down = down
+        super().__init__()
+        self.down = down
         self.conv0, self.aff0 = nn.Conv2d(cin, cout, 3, 2 if down else 1, 0 if down else 1), _Affine(cout)
         self.conv1, self.aff1 = nn.Conv2d(cout, cout, 3, 1, 1), _Affine(cout)
     def forward(self, x):
@@ -62,14 +71,21 @@ class _ResBlock(nn.Module):
         return F.relu(_add_padded(y, F.avg_pool2d(x, 2) if self.down else x))
 
 class DlibFaceNet(nn.Module):
-    "dlib's ResNet face descriptor (dlib_face_recognition_resnet_model_v1) in torch: [N, 3, 150, 150] RGB 0-255 → [N, 128]."
+    """dlib's ResNet face descriptor (dlib_face_recognition_resnet_model_v1) in torch: [N, 3, 150, 150] RGB
+    0-255 → [N, 128]."""
     def __init__(self, path=None):
         super().__init__()
         self.register_buffer('mean', torch.tensor([122.782, 117.001, 104.298]).view(1, 3, 1, 1))
         self.conv, self.aff = nn.Conv2d(3, 32, 7, 2, 0), _Affine(32)
-        levels, blocks, cin = [(3, 32, False), (4, 64, True), (3, 128, True), (3, 256, True), (1, 256, True)], [], 32
+        levels, blocks, cin = (
+            [(3, 32, False), (4, 64, True), (3, 128, True), (3, 256, True), (1, 256, True)],
+            [],
+            32,
+        )
         for n, c, down in levels:
-            for j in range(n): blocks.append(_ResBlock(cin, c, down and j == 0)); cin = c
+            for j in range(n):
+                blocks.append(_ResBlock(cin, c, down and j == 0))
+                cin = c
         self.blocks, self.fc = nn.Sequential(*blocks), nn.Linear(256, 128, bias=False)
         self.load_dlib(path or model_file('dlib_face_recognition_resnet_model_v1.dat'))
         self.requires_grad_(False).eval()
@@ -84,14 +100,25 @@ def load_dlib(self: DlibFaceNet, path):
     params = iter(read_dlib_params(path))
     def take(kind, n):
         k, a = next(params, (None, None))
-        if k != kind or a.size != n: raise ValueError(f"{path}: expected {kind} with {n} values, got {k} with {None if a is None else a.size}")
+        if k != kind or a.size != n:
+            raise ValueError(
+                f"{path}: expected {kind} with {n} values, got {k} with {None if a is None else a.size}"
+            )
         return torch.from_numpy(a)
-    for m in [self.conv, self.aff, *[l for b in self.blocks for l in (b.conv0, b.aff0, b.conv1, b.aff1)], self.fc]:
+    for m in [
+        self.conv,
+        self.aff,
+        *[l for b in self.blocks for l in (b.conv0, b.aff0, b.conv1, b.aff1)],
+        self.fc,
+    ]:
         if isinstance(m, nn.Conv2d):
             a = take('con_4', m.weight.numel() + m.out_channels)
             m.weight.data, m.bias.data = a[:m.weight.numel()].view_as(m.weight), a[m.weight.numel():]
-        elif isinstance(m, _Affine): a = take('affine_', 2 * len(m.gamma)); m.gamma, m.beta = a.chunk(2)
-        else: m.weight.data = take('fc_2', m.weight.numel()).view(256, 128).T.contiguous()
+        elif isinstance(m, _Affine):
+            a = take('affine_', 2 * len(m.gamma))
+            m.gamma, m.beta = a.chunk(2)
+        else:
+            m.weight.data = take('fc_2', m.weight.numel()).view(256, 128).T.contiguous()
     if next(params, None) is not None: raise ValueError(f"{path}: more parameters than the network has")
     return self
 
@@ -105,16 +132,27 @@ def face_chip(img, landmarks, size=150, padding=0.25):
     "dlib's aligned face chip [size, size, 3] (the descriptor network's input) from 68 landmarks."
     dlib, pts = _dlib(), _pts(landmarks).round().astype(int)
     (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
-    shape = dlib.full_object_detection(dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), [dlib.point(int(x), int(y)) for x, y in pts])
+    shape = dlib.full_object_detection(
+        dlib.rectangle(int(x0), int(y0), int(x1), int(y1)), [dlib.point(int(x), int(y)) for x, y in pts]
+    )
     return dlib.get_face_chip(_rgb(img), shape, size, padding)
 
 def chip_descriptors(chips, batch_size=64, backend='torch'):
     "128-D descriptors [N, 128] of dlib face chips [N, 150, 150, 3] uint8."
     chips = np.asarray(chips)
-    if chips.ndim != 4 or chips.shape[1:] != (150, 150, 3): raise ValueError(f"expected chips [N, 150, 150, 3], got {chips.shape}")
-    if backend == 'dlib': return np.array([_model('recognition').compute_face_descriptor(c) for c in chips], np.float32).reshape(-1, 128)
+    if chips.ndim != 4 or chips.shape[1:] != (150, 150, 3):
+        raise ValueError(f"expected chips [N, 150, 150, 3], got {chips.shape}")
+    if backend == 'dlib':
+        return np.array(
+            [_model('recognition').compute_face_descriptor(c) for c in chips], np.float32
+        ).reshape(-1, 128)
     x = torch.tensor(chips, dtype=torch.float32).permute(0, 3, 1, 2)
-    with torch.no_grad(): return torch.cat([load_face_net()(b) for b in x.split(batch_size)]).numpy() if len(x) else np.zeros((0, 128), np.float32)
+    with torch.no_grad():
+        return (
+            torch.cat([load_face_net()(b) for b in x.split(batch_size)]).numpy()
+            if len(x)
+            else np.zeros((0, 128), np.float32)
+        )
 
 def face_descriptor(img, landmarks=None, backend='torch'):
     "The 128-D dlib descriptor of the face in `img` (largest face when `landmarks` is None)."
@@ -122,36 +160,48 @@ def face_descriptor(img, landmarks=None, backend='torch'):
     lms = face_landmarks(img) if landmarks is None else landmarks
     return chip_descriptors(face_chip(img, lms)[None], backend=backend)[0]
 
-def face_descriptors(images, landmarks=None, missing='raise', batch_size=64, backend='torch', progress=False, **detect_kwargs):
-    "Descriptors [N, 128] of a list of images (or paths); `missing='nan'` gives NaN rows where no face is found."
+def face_descriptors(
+    images, landmarks=None, missing='raise', batch_size=64, backend='torch', progress=False, **detect_kwargs
+):
+    """Descriptors [N, 128] of a list of images (or paths); `missing='nan'` gives NaN rows where no face is
+    found."""
     if missing not in ('raise', 'nan'): raise ValueError(f"missing must be 'raise' or 'nan', got {missing!r}")
     chips, found = [], []
     for k, im in enumerate(tqdm(images, 'face descriptors', disable=not progress)):
         im = load_image(im) if isinstance(im, (str, Path)) else _rgb(im)
-        try: lms = face_landmarks(im, **detect_kwargs) if landmarks is None else landmarks[k]
+        try:
+            lms = face_landmarks(im, **detect_kwargs) if landmarks is None else landmarks[k]
         except NoFaceError:
-            if missing == 'raise': raise NoFaceError(f"no face in image {k} of {len(images)} (use missing='nan' to skip)")
-            found.append(False); continue
-        chips.append(face_chip(im, lms)); found.append(True)
+            if missing == 'raise':
+                raise NoFaceError(f"no face in image {k} of {len(images)} (use missing='nan' to skip)")
+            found.append(False)
+            continue
+        chips.append(face_chip(im, lms))
+        found.append(True)
     out = np.full((len(found), 128), np.nan, np.float32)
-    out[np.array(found, bool)] = chip_descriptors(np.stack(chips) if chips else np.zeros((0, 150, 150, 3), np.uint8), batch_size, backend)
+    out[np.array(found, bool)] = chip_descriptors(
+        np.stack(chips) if chips else np.zeros((0, 150, 150, 3), np.uint8), batch_size, backend
+    )
     return out
 
 # %% ../nbs/20b_identity.ipynb #a1c0f2d2
-ALIGNED_CHIP_BOX = (21.4 / 128, 33.4 / 128, 106.9 / 128, 118.9 / 128)   # dlib's chip in an aligned face: l, t, r, b
+# dlib's chip in an aligned face: l, t, r, b
+ALIGNED_CHIP_BOX = (21.4 / 128, 33.4 / 128, 106.9 / 128, 118.9 / 128)
 
 def aligned_chips(images, box=ALIGNED_CHIP_BOX, size=150):
-    "Descriptor-network input [N, 3, size, size] (0-255) cut from aligned faces [N, 3, R, R] in [-1, 1]; differentiable."
+    """Descriptor-network input [N, 3, size, size] (0-255) cut from aligned faces [N, 3, R, R] in [-1, 1];
+    differentiable."""
     N, R = len(images), images.shape[-1]
     l, t, r, b = box
-    ys = torch.linspace(t, b, size, device=images.device) * 2 - 1             # grid_sample's [-1, 1] coordinates
+    ys = torch.linspace(t, b, size, device=images.device) * 2 - 1  # grid_sample's [-1, 1] coordinates
     xs = torch.linspace(l, r, size, device=images.device) * 2 - 1
     gy, gx = torch.meshgrid(ys, xs, indexing='ij')
     grid = torch.stack([gx, gy], -1).expand(N, size, size, 2)
     return (F.grid_sample(images, grid, mode='bilinear', align_corners=False) + 1) * 127.5
 
 def identity_distance_loss(output, reference, net=None):
-    "1 − cosine of the dlib descriptors of aligned faces `output` and `reference` [N, 3, R, R]: [N]; grads to output."
+    """1 − cosine of the dlib descriptors of aligned faces `output` and `reference` [N, 3, R, R]: [N]; grads
+    to output."""
     net = net or load_face_net()
     with torch.no_grad(): d_ref = net(aligned_chips(reference))              # [N, 128]
     return 1 - F.cosine_similarity(net(aligned_chips(output)), d_ref, dim=1)

@@ -21,7 +21,8 @@ def to_uint8(images):
     "[N, C, H, W] or [C, H, W] float tensor in [-1, 1] → [N, H, W, C] (or [H, W, C]) uint8 numpy array."
     x = torch.as_tensor(images).detach().float().cpu()
     bad = int((~torch.isfinite(x)).sum())
-    if bad: raise ValueError(f"{bad} of {x.numel()} image values are NaN or infinite: refusing to make a picture")
+    if bad:
+        raise ValueError(f"{bad} of {x.numel()} image values are NaN or infinite: refusing to make a picture")
     x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.movedim(-3, -1).numpy()
 
@@ -46,7 +47,8 @@ def image_grid(images, ncols=None, pad=2, pad_value=255):
 def show_images(images, ncols=None, title=None, figsize=None, ax=None):
     "Show a grid of [N, C, H, W] images with matplotlib; returns the axes."
     grid = image_grid(images, ncols)
-    if ax is None: _, ax = plt.subplots(figsize=figsize or (min(12, grid.shape[1] / 40), min(12, grid.shape[0] / 40)))
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize or (min(12, grid.shape[1] / 40), min(12, grid.shape[0] / 40)))
     ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap='gray' if grid.shape[-1] == 1 else None)
     ax.axis('off')
     if title: ax.set_title(title)
@@ -81,7 +83,8 @@ def save_labelled_grid(path, images, ncols, row_labels=(), col_labels=(), title=
 
 # %% ../nbs/00_images.ipynb #c967cf03
 def _umask():
-    mask = os.umask(0); os.umask(mask)
+    mask = os.umask(0)
+    os.umask(mask)
     return mask
 
 @contextmanager
@@ -97,7 +100,7 @@ def atomic_path(path, suffix=None):
         os.replace(tmp, path)
     except BaseException as e:
         if os.path.exists(tmp): os.remove(tmp)
-        if isinstance(e, OSError) and tmp in f'{e} {e.filename}':          # name the user's path, not the temp file
+        if isinstance(e, OSError) and tmp in f'{e} {e.filename}':  # name the user's path, not the temp file
             raise OSError(e.errno, f'cannot write {path}: {e.strerror or e}') from None
         raise
 
@@ -114,7 +117,8 @@ class UsageError(ValueError):
     "A bad option or path, found before any work started (command lines exit with status 2)."
 
 def check_output_path(path, suffixes, inputs=(), option='-o'):
-    "Raise `UsageError` unless `path` ends in one of `suffixes`, is not a folder or an input, and can be written."
+    """Raise `UsageError` unless `path` ends in one of `suffixes`, is not a folder or an input, and can be
+    written."""
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise UsageError(f"{option} {path}: the file name must end in {' or '.join(sorted(suffixes))}")

@@ -29,29 +29,35 @@ def check_space(space):
     return space
 
 def check_target(G, target):
-    "Detached `target` if it is a finite float tensor [N, 3, R, R] in [-1, 1] at G's resolution, else a ValueError."
+    """Detached `target` if it is a finite float tensor [N, 3, R, R] in [-1, 1] at G's resolution, else a
+    ValueError."""
     C, R = G.img_channels, G.img_resolution
     want = f"a float tensor [N, {C}, {R}, {R}] in [-1, 1]"
-    if not isinstance(target, torch.Tensor): raise ValueError(f"target must be {want}, got {type(target).__name__}")
+    if not isinstance(target, torch.Tensor):
+        raise ValueError(f"target must be {want}, got {type(target).__name__}")
     if target.ndim != 4 or target.shape[1:] != (C, R, R) or not len(target):
         raise ValueError(f"target must be {want} for this {R}² generator, got shape {tuple(target.shape)}")
-    if not target.is_floating_point(): raise ValueError(f"target must be {want}, got {target.dtype} (use images.from_uint8)")
+    if not target.is_floating_point():
+        raise ValueError(f"target must be {want}, got {target.dtype} (use images.from_uint8)")
     if not torch.isfinite(target).all(): raise ValueError("target contains NaN or infinite values")
     lo, hi = float(target.min()), float(target.max())
-    if lo < -1.5 or hi > 1.5: raise ValueError(f"target must be in [-1, 1], got values in [{lo:.3g}, {hi:.3g}] (0…255 data?)")
+    if lo < -1.5 or hi > 1.5:
+        raise ValueError(f"target must be in [-1, 1], got values in [{lo:.3g}, {hi:.3g}] (0…255 data?)")
     return target.detach()
 
 # %% ../nbs/30_inversion.ipynb #96a5fe78
 def _unit(f, eps=1e-8): return f / (f.norm(dim=1, keepdim=True) + eps)     # [N, C, H, W], unit length along C
 
 def feature_distance(D, images, target, target_features=None):
-    "Mean over D's feature maps of the squared distance of channel-normalised features (LPIPS-style, unweighted)."
+    """Mean over D's feature maps of the squared distance of channel-normalised features (LPIPS-style,
+    unweighted)."""
     fa, fb = D.features(images), target_features or D.features(target)
     return sum(((_unit(a) - _unit(b)) ** 2).sum(1).mean() for a, b in zip(fa, fb)) / len(fa)
 
 # %% ../nbs/30_inversion.ipynb #d9a7d063
 class ReconstructionLoss:
-    "λ₁ L1 + λ₂ MSE + λ_ms (1 − MS-SSIM) + λ_D d_D + Σ extra(images, target), each a batch mean; images in [-1, 1]."
+    """λ₁ L1 + λ₂ MSE + λ_ms (1 − MS-SSIM) + λ_D d_D + Σ extra(images, target), each a batch mean; images in
+    [-1, 1]."""
     def __init__(self,
         l1=1.0,              # weight of the mean absolute difference
         l2=1.0,              # weight of the mean squared difference
@@ -60,14 +66,19 @@ class ReconstructionLoss:
         discriminator=None,  # a `Discriminator` whose `features` define a perceptual distance
         extra=None,          # a callable (images, target) → scalar, or a list of them (e.g. LPIPS)
     ):
-        self.weights = dict(l1=l1, l2=l2, ms_ssim=ms_ssim, d_features=d_features if discriminator is not None else 0)
+        self.weights = dict(
+            l1=l1, l2=l2, ms_ssim=ms_ssim, d_features=d_features if discriminator is not None else 0
+        )
         self.D = None if discriminator is None else copy.deepcopy(discriminator).eval().requires_grad_(False)
         self.extra = [] if extra is None else list(extra) if isinstance(extra, (list, tuple)) else [extra]
-        if not all(callable(f) for f in self.extra): raise ValueError("extra must be a callable (images, target) → scalar or a list of them")
+        if not all(callable(f) for f in self.extra):
+            raise ValueError("extra must be a callable (images, target) → scalar or a list of them")
         self._target, self._features = None, None
 
     def __repr__(self):
-        terms = [f'{k}={v:g}' for k, v in self.weights.items() if v] + [getattr(f, '__name__', type(f).__name__) for f in self.extra]
+        terms = [f'{k}={v:g}' for k, v in self.weights.items() if v] + [
+            getattr(f, '__name__', type(f).__name__) for f in self.extra
+        ]
         return f"ReconstructionLoss({', '.join(terms)})"
 
 # %% ../nbs/30_inversion.ipynb #16045709
@@ -76,7 +87,8 @@ from fastcore.basics import patch
 @patch
 def _target_features(self: ReconstructionLoss, target):
     "D's features of `target`, computed once per target tensor."
-    if self._target is not target: self._target, self._features = target, [f.detach() for f in self.D.features(target)]
+    if self._target is not target:
+        self._target, self._features = target, [f.detach() for f in self.D.features(target)]
     return self._features
 
 @patch
@@ -94,7 +106,8 @@ def __call__(self: ReconstructionLoss, images, target): return sum(self.terms(im
 # %% ../nbs/30_inversion.ipynb #d9816805
 def latent_std(G, space, n=1000, seed=0):
     "Per-coordinate standard deviation of G's random latents: [w_dim] for W / W+, [n_channels] for S."
-    if check_space(space) == 'S': return torch.as_tensor(np.array(style_statistics(G, n, seed).std), dtype=torch.float32)
+    if check_space(space) == 'S':
+        return torch.as_tensor(np.array(style_statistics(G, n, seed).std), dtype=torch.float32)
     z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad(): return G.mapping.z_to_w(z.to(G.mapping.w_avg.device)).std(0).cpu()
 
@@ -105,7 +118,8 @@ def _as_ws(G, latent):
 # %% ../nbs/30_inversion.ipynb #9974c9ce
 @dataclass(eq=False)
 class Inversion:
-    "What `project` found: the latent in `space`, its StyleSpace code, the images it renders and the loss history."
+    """What `project` found: the latent in `space`, its StyleSpace code, the images it renders and the loss
+    history."""
     space: str                  # 'W', 'W+' or 'S'
     latent: object              # [N, w_dim] (W), [N, num_ws, w_dim] (W+) or a StyleCode (S)
     styles: StyleCode           # StyleSpace code of `latent`, for every space
@@ -114,23 +128,36 @@ class Inversion:
     noise: dict = None          # {conv layer: [N, 1, H, W]} optimised noise maps, or None
     target: torch.Tensor = None # [N, 3, R, R] the images projected
     def __repr__(self):
-        return f"Inversion(space={self.space!r}, n={len(self.images)}, steps={len(self.losses)}, loss {self.losses[0]:.4g} → {self.losses[-1]:.4g})"
+        return (f"Inversion(space={self.space!r}, n={len(self.images)}, steps={len(self.losses)}, "
+                f"loss {self.losses[0]:.4g} → {self.losses[-1]:.4g})")
 
 # %% ../nbs/30_inversion.ipynb #df567cbf
 def _initial(G, space, init, n):
-    "The starting latent of `space` for a batch of `n`: from 'mean' (w̄), an `Inversion`, a tensor or a StyleCode."
+    """The starting latent of `space` for a batch of `n`: from 'mean' (w̄), an `Inversion`, a tensor or a
+    StyleCode."""
     if isinstance(init, Inversion): init = init.latent
     if isinstance(init, str):
-        if init != 'mean': raise ValueError(f"init must be 'mean', an Inversion, a latent tensor or a StyleCode, got {init!r}")
+        if init != 'mean':
+            raise ValueError(
+                f"init must be 'mean', an Inversion, a latent tensor or a StyleCode, got {init!r}"
+            )
         init = G.mapping.w_avg.detach()[None].expand(n, -1)                               # [n, w_dim]
     if not isinstance(init, StyleCode):
         init = torch.as_tensor(init).detach().float()
-        if init.shape[-1] != G.w_dim or init.ndim not in (2, 3) or (init.ndim == 3 and init.shape[1] != G.num_ws):
-            raise ValueError(f"init latent must be [N, {G.w_dim}] or [N, {G.num_ws}, {G.w_dim}], got {tuple(init.shape)}")
+        if (
+            init.shape[-1] != G.w_dim
+            or init.ndim not in (2, 3)
+            or (init.ndim == 3 and init.shape[1] != G.num_ws)
+        ):
+            raise ValueError(
+                f"init latent must be [N, {G.w_dim}] or [N, {G.num_ws}, {G.w_dim}], got {tuple(init.shape)}"
+            )
         if space == 'W' and init.ndim == 3: raise ValueError("a W projection cannot start from a W+ latent")
     elif space != 'S': raise ValueError(f"a {space} projection cannot start from a StyleCode")
-    if space == 'S': start = (init if isinstance(init, StyleCode) else w_plus_to_s(G, _as_ws(G, init))).to_flat()
-    else: start = _as_ws(G, init) if space == 'W+' else init                     # [N, num_ws, w_dim] or [N, w_dim]
+    if space == 'S':
+        start = (init if isinstance(init, StyleCode) else w_plus_to_s(G, _as_ws(G, init))).to_flat()
+    else:
+        start = _as_ws(G, init) if space == 'W+' else init  # [N, num_ws, w_dim] or [N, w_dim]
     if len(start) not in (1, n): raise ValueError(f"init has batch {len(start)}, the target {n}")
     return start.detach().expand(n, *start.shape[1:]).clone()
 
@@ -141,13 +168,15 @@ def _render(G, space, latent, layout, noise=None):
 
 # %% ../nbs/30_inversion.ipynb #c8ec054b
 def lr_schedule(t, rampup=0.05, rampdown=0.25):
-    "NVIDIA's projector schedule at progress t ∈ [0, 1): linear warm-up, cosine ramp-down over the last `rampdown`."
+    """NVIDIA's projector schedule at progress t ∈ [0, 1): linear warm-up, cosine ramp-down over the last
+    `rampdown`."""
     ramp = min(1.0, (1.0 - t) / rampdown) if rampdown else 1.0
     return (0.5 - 0.5 * math.cos(ramp * math.pi)) * (min(1.0, t / rampup) if rampup else 1.0)
 
 # %% ../nbs/30_inversion.ipynb #382d03c1
 def init_noise(G, n):
-    "Trainable copies {conv layer: [n, 1, H, W]} of the constant noise maps (so step 0 renders as noise_mode='const')."
+    """Trainable copies {conv layer: [n, 1, H, W]} of the constant noise maps (so step 0 renders as
+    noise_mode='const')."""
     return {name: layer.noise_const[None, None].repeat(n, 1, 1, 1).detach().requires_grad_(True)
             for name, layer in G.synthesis.style_layers() if getattr(layer, 'use_noise', False)}
 
@@ -164,17 +193,34 @@ def noise_regularization(noise):
 @torch.no_grad()
 def normalize_noise_(noise):
     "In place: each noise map of each image to zero mean and unit variance."
-    for v in noise.values(): v.sub_(v.mean((1, 2, 3), keepdim=True)).div_(v.square().mean((1, 2, 3), keepdim=True).sqrt())
+    for v in noise.values():
+        v.sub_(v.mean((1, 2, 3), keepdim=True)).div_(v.square().mean((1, 2, 3), keepdim=True).sqrt())
 
 # %% ../nbs/30_inversion.ipynb #cd705007
 def _check_args(steps, lr, loss):
     if int(steps) < 1: raise ValueError(f"steps must be at least 1, got {steps}")
     if not lr > 0: raise ValueError(f"lr must be positive, got {lr}")
-    if loss is not None and not callable(loss): raise ValueError(f"loss must be a callable (images, target) → scalar, got {type(loss).__name__}")
+    if loss is not None and not callable(loss):
+        raise ValueError(f"loss must be a callable (images, target) → scalar, got {type(loss).__name__}")
 
-def project(G, target, space='W+', steps=100, lr=0.1, loss=None, optimize_noise=False, init='mean', progress=True, seed=0,
-            latent_noise=0.0, noise_weight=1e5, lr_rampup=0.05, lr_rampdown=0.25):
-    "Optimise a latent of `space` ('W', 'W+', 'S') so that G renders `target` [N, 3, R, R] in [-1, 1]; an `Inversion`."
+def project(
+    G,
+    target,
+    space='W+',
+    steps=100,
+    lr=0.1,
+    loss=None,
+    optimize_noise=False,
+    init='mean',
+    progress=True,
+    seed=0,
+    latent_noise=0.0,
+    noise_weight=1e5,
+    lr_rampup=0.05,
+    lr_rampdown=0.25,
+):
+    """Optimise a latent of `space` ('W', 'W+', 'S') so that G renders `target` [N, 3, R, R] in [-1, 1]; an
+    `Inversion`."""
     target, space = check_target(G, target), check_space(space)
     _check_args(steps, lr, loss)
     loss_fn, layout = loss if loss is not None else ReconstructionLoss(), StyleLayout.from_generator(G)
@@ -185,17 +231,25 @@ def project(G, target, space='W+', steps=100, lr=0.1, loss=None, optimize_noise=
     opt = torch.optim.Adam([delta, *(noise or {}).values()], lr=lr)
     gen, losses = torch.Generator().manual_seed(seed), []
     with torch.enable_grad():
-        for step in (bar := tqdm(range(int(steps)), f'projecting into {space}', disable=not progress, leave=False)):
+        for step in (
+            bar := tqdm(range(int(steps)), f'projecting into {space}', disable=not progress, leave=False)
+        ):
             t = step / steps
             for g in opt.param_groups: g['lr'] = lr * lr_schedule(t, lr_rampup, lr_rampdown)
-            jitter = latent_noise * max(0.0, 1 - t / 0.75) ** 2 * torch.randn(delta.shape, generator=gen).to(delta.device)
+            jitter = (
+                latent_noise
+                * max(0.0, 1 - t / 0.75) ** 2
+                * torch.randn(delta.shape, generator=gen).to(delta.device)
+            )
             value = loss_fn(_render(G, space, start + std * (delta + jitter), layout, noise)[1], target)
-            if not torch.isfinite(value): raise FloatingPointError(f"the loss became {float(value)} at step {step} (lower lr?)")
+            if not torch.isfinite(value):
+                raise FloatingPointError(f"the loss became {float(value)} at step {step} (lower lr?)")
             opt.zero_grad(set_to_none=True)
             (value + noise_weight * noise_regularization(noise) if noise else value).backward()
             opt.step()
             if noise: normalize_noise_(noise)
-            losses.append(float(value.detach())); bar.set_postfix(loss=f'{losses[-1]:.4f}', refresh=False)
+            losses.append(float(value.detach()))
+            bar.set_postfix(loss=f'{losses[-1]:.4f}', refresh=False)
     return _finish(G, space, (start + std * delta).detach(), layout, noise, losses, target)
 
 @torch.no_grad()
@@ -208,31 +262,43 @@ def _finish(G, space, latent, layout, noise, losses, target):
 # %% ../nbs/30_inversion.ipynb #7a43b99a
 def _descriptors(images):
     from hybridlat.identity import face_descriptors
-    return face_descriptors(list(to_uint8(images)), missing='nan')                       # [N, 128], NaN: no face
+    return face_descriptors(list(to_uint8(images)), missing='nan')  # [N, 128], NaN: no face
 
 def reconstruction_metrics(inv, identity=True):
     "Per image numpy arrays: PSNR (dB), SSIM and dlib identity distance (NaN where a face is not detected)."
     out = dict(psnr=metrics.psnr(inv.images, inv.target, reduction='none').detach().cpu().numpy(),
                ssim=metrics.ssim(inv.images, inv.target, reduction='none').detach().cpu().numpy())
-    if identity: out['identity'] = metrics.identity_distance(_descriptors(inv.images), _descriptors(inv.target))
+    if identity:
+        out['identity'] = metrics.identity_distance(_descriptors(inv.images), _descriptors(inv.target))
     return out
 
 def inversion_table(results, identity=True):
-    "One row (dict) per inversion in `results` ({label: Inversion} or a list): steps, loss, PSNR, SSIM, identity."
+    """One row (dict) per inversion in `results` ({label: Inversion} or a list): steps, loss, PSNR, SSIM,
+    identity."""
     results = results if isinstance(results, dict) else {r.space: r for r in results}
     rows = []
     for label, inv in results.items():
         m = reconstruction_metrics(inv, identity)
-        row = dict(space=label, steps=len(inv.losses), loss=inv.losses[-1], psnr=float(m['psnr'].mean()), ssim=float(m['ssim'].mean()))
+        row = dict(
+            space=label,
+            steps=len(inv.losses),
+            loss=inv.losses[-1],
+            psnr=float(m['psnr'].mean()),
+            ssim=float(m['ssim'].mean()),
+        )
         if identity:
             ok = ~np.isnan(m['identity'])
-            row.update(identity=float(m['identity'][ok].mean()) if ok.any() else float('nan'), identity_faces=f'{ok.sum()}/{len(ok)}')
+            row.update(
+                identity=float(m['identity'][ok].mean()) if ok.any() else float('nan'),
+                identity_faces=f'{ok.sum()}/{len(ok)}',
+            )
         rows.append(row)
     return rows
 
 # %% ../nbs/30_inversion.ipynb #59778246
 def show_inversions(results, rows=None, max_n=8, figsize=None, title=None):
-    "Grid: the target row, one row per inversion in `results` ({label: Inversion}), then `rows` ({label: images})."
+    """Grid: the target row, one row per inversion in `results` ({label: Inversion}), then `rows` ({label:
+    images})."""
     first = next(iter(results.values()))
     grid = {'target': first.target, **{k: v.images for k, v in results.items()}, **(rows or {})}
     n = min(max_n, len(first.target))
@@ -242,21 +308,24 @@ def show_inversions(results, rows=None, max_n=8, figsize=None, title=None):
 
 # %% ../nbs/30_inversion.ipynb #5c0710ce
 def pca_directions(G, n=2000, k=5, seed=0):
-    "GANSpace in W: the top `k` principal directions [k, w_dim] of `n` mapped samples and their standard deviations [k]."
+    """GANSpace in W: the top `k` principal directions [k, w_dim] of `n` mapped samples and their standard
+    deviations [k]."""
     pca = w_pca(G, k, n, seed)                                          # 08_latent_spaces
     return pca.components, pca.std
 
 def style_offset(G, delta):
-    "Δs = A(w + δ) − A(w) per style layer: what a W / W+ move δ ([w_dim], [N, w_dim] or [N, num_ws, w_dim]) does in S."
+    """Δs = A(w + δ) − A(w) per style layer: what a W / W+ move δ ([w_dim], [N, w_dim] or [N, num_ws, w_dim])
+    does in S."""
     delta = torch.as_tensor(delta, dtype=torch.float32)
     delta = delta[None] if delta.ndim == 1 else delta
     base = G.mapping.w_avg.detach()[None, None].expand(len(delta), G.num_ws, -1)
-    s0, s1 = w_plus_to_s(G, base), w_plus_to_s(G, base + _as_ws(G, delta))             # the affines are affine maps:
-    return {n: (s1[n] - s0[n]).detach() for n in s0}                                    # Δs does not depend on w
+    s0, s1 = w_plus_to_s(G, base), w_plus_to_s(G, base + _as_ws(G, delta))  # the affines are affine maps:
+    return {n: (s1[n] - s0[n]).detach() for n in s0}  # Δs does not depend on w
 
 @torch.no_grad()
 def edit_inversion(G, inv, delta):
-    "(edited StyleCode, images) of `inv` moved by the W-space edit δ, the same Δs whichever space `inv` lives in."
+    """(edited StyleCode, images) of `inv` moved by the W-space edit δ, the same Δs whichever space `inv`
+    lives in."""
     s = inv.styles.add(style_offset(G, delta))
     return s, synthesis_from_s(G, s, noise=inv.noise)
 
@@ -278,12 +347,14 @@ def style_prior(G, n=1000, seed=0, rtol=1e-5):
     return StylePrior(mean.float(), vt[:k].float(), sd[:k].float(), float(sd.square().sum().sqrt()))
 
 def prior_distance(s, prior):
-    "Per image (inside, outside): RMS whitened coordinate along the prior's axes; residual off them / `prior.scale`."
+    """Per image (inside, outside): RMS whitened coordinate along the prior's axes; residual off them /
+    `prior.scale`."""
     x = s.to_flat().detach().cpu() - prior.mean                                          # [N, n_channels]
     coef = x @ prior.axes.T                                                              # [N, k]
     return (coef / prior.sd).square().mean(1).sqrt(), (x - coef @ prior.axes).norm(dim=1) / prior.scale
 
 def edit_agreement(images, edited, ref, ref_edited):
-    "Per image cosine similarity of the change `edited − images` [N, …] with the reference change [1 or N, …]."
+    """Per image cosine similarity of the change `edited − images` [N, …] with the reference change [1 or N,
+    …]."""
     a, b = (edited - images).flatten(1), (ref_edited - ref).flatten(1).expand(len(images), -1)
     return F.cosine_similarity(a, b, dim=1)

@@ -22,34 +22,61 @@ from .stylespace import StyleLayout, w_plus_to_s, deformation_layer_names
 
 # %% ../nbs/08_latent_spaces.ipynb #ef6fc42a
 def latent_space_sizes(G, deformation_count=None):
-    "How many numbers each space of `G` has: z, w, W+, S (with / without toRGB, deformation part), parameters, pixels."
+    """How many numbers each space of `G` has: z, w, W+, S (with / without toRGB, deformation part),
+    parameters, pixels."""
     layout = StyleLayout.from_generator(G)
     deform = set(deformation_layer_names(layout, deformation_count))
-    return {'z': G.z_dim, 'w': G.w_dim, 'num_ws': G.num_ws, 'w_plus': G.num_ws * G.w_dim,
-            'style_layers': len(layout), 's': layout.n_channels, 's_no_torgb': layout.without_torgb().n_channels,
-            's_deformation': sum(c for n, c in zip(layout.names, layout.channels) if n in deform),
-            'parameters': count_parameters(G), 'pixels': G.img_channels * G.img_resolution ** 2}
+    return {
+        'z': G.z_dim,
+        'w': G.w_dim,
+        'num_ws': G.num_ws,
+        'w_plus': G.num_ws * G.w_dim,
+        'style_layers': len(layout),
+        's': layout.n_channels,
+        's_no_torgb': layout.without_torgb().n_channels,
+        's_deformation': sum(c for n, c in zip(layout.names, layout.channels) if n in deform),
+        'parameters': count_parameters(G),
+        'pixels': G.img_channels * G.img_resolution**2,
+    }
 
-SIZE_LABELS = {'z': 'Z: one z', 'w': 'W: one w', 'num_ws': 'number of ws', 'w_plus': 'W+: num_ws × w_dim',
-               'style_layers': 'style layers', 's': 'S: all style channels', 's_no_torgb': 'S without toRGB',
-               's_deformation': 'S deformation layers', 'parameters': 'parameters', 'pixels': 'pixels × channels'}
+SIZE_LABELS = {
+    'z': 'Z: one z',
+    'w': 'W: one w',
+    'num_ws': 'number of ws',
+    'w_plus': 'W+: num_ws × w_dim',
+    'style_layers': 'style layers',
+    's': 'S: all style channels',
+    's_no_torgb': 'S without toRGB',
+    's_deformation': 'S deformation layers',
+    'parameters': 'parameters',
+    'pixels': 'pixels × channels',
+}
 
 def markdown_table(rows, columns=None):
     "A markdown table string from a list of dicts (one per row); integers get thousands separators."
     if not rows: raise ValueError("markdown_table needs at least one row")
     columns = list(columns or rows[0])
-    fmt = lambda v: f'{v:,}' if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else f'{v:.4g}' if isinstance(v, (float, np.floating)) else str(v)
+    fmt = lambda v: (
+        f'{v:,}'
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+        else f'{v:.4g}'
+        if isinstance(v, (float, np.floating))
+        else str(v)
+    )
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
     return '\n'.join(lines + ['| ' + ' | '.join(fmt(r.get(c, '')) for c in columns) + ' |' for r in rows])
 
 def sizes_table(sizes_by_model):
     "Markdown table of `latent_space_sizes` for several models: {column title: sizes}."
     keys = list(next(iter(sizes_by_model.values())))
-    return markdown_table([{'space': SIZE_LABELS.get(k, k), **{m: s[k] for m, s in sizes_by_model.items()}} for k in keys])
+    return markdown_table(
+        [{'space': SIZE_LABELS.get(k, k), **{m: s[k] for m, s in sizes_by_model.items()}} for k in keys]
+    )
 
 # %% ../nbs/08_latent_spaces.ipynb #f8505f60
 def w_resolutions(G):
-    "Resolution of the conv layer that reads each of the `num_ws` vectors (the last feeds only the final toRGB)."
+    """Resolution of the conv layer that reads each of the `num_ws` vectors (the last feeds only the final
+    toRGB)."""
     synthesis = getattr(G, 'synthesis', G)
     res = {}
     for name, i in synthesis.w_index.items():
@@ -57,7 +84,8 @@ def w_resolutions(G):
     return [res[i] for i in range(synthesis.num_ws)]
 
 def mixing_layer_ranges(G, coarse_max=8, medium_max=32):
-    "{'coarse': W+ indices at ≤ `coarse_max`², 'medium': ≤ `medium_max`², 'fine': the rest} (StyleGAN's groups)."
+    """{'coarse': W+ indices at ≤ `coarse_max`², 'medium': ≤ `medium_max`², 'fine': the rest} (StyleGAN's
+    groups)."""
     res = w_resolutions(G)
     return {'coarse': [i for i, r in enumerate(res) if r <= coarse_max],
             'medium': [i for i, r in enumerate(res) if coarse_max < r <= medium_max],
@@ -70,7 +98,9 @@ def _as_ranges(layer_ranges, num_ws=None):
     for label, idx in layer_ranges.items():
         idx, num_ws = [int(i) for i in idx], num_ws or 10 ** 9
         if not idx or any(not 0 <= i < num_ws for i in idx):
-            raise ValueError(f"layer range {label!r} must be a non-empty list of W+ indices in 0…{num_ws - 1}, got {idx}")
+            raise ValueError(
+                f"layer range {label!r} must be a non-empty list of W+ indices in 0…{num_ws - 1}, got {idx}"
+            )
         out[str(label)] = idx
     return out
 
@@ -78,28 +108,38 @@ def _render(G, ws, noise_mode='const', batch_size=8):
     "Images [N, C, R, R] of W+ `ws`, rendered `batch_size` at a time."
     return torch.cat([G.synthesis(w, noise_mode=noise_mode) for w in ws.split(batch_size)])
 
-def style_mixing_grid(G, seeds_a, seeds_b, layer_ranges, truncation_psi=1.0, noise_mode='const', batch_size=8):
-    "Images [1 + len(layer_ranges)·len(seeds_b), 1 + len(seeds_a), C, R, R]: A top row, B left column, A with B's layers."
+def style_mixing_grid(
+    G, seeds_a, seeds_b, layer_ranges, truncation_psi=1.0, noise_mode='const', batch_size=8
+):
+    """Images [1 + len(layer_ranges)·len(seeds_b), 1 + len(seeds_a), C, R, R]: A top row, B left column, A
+    with B's layers."""
     ranges = _as_ranges(layer_ranges, G.num_ws)
-    ws_a, ws_b = G.sample_ws(seeds_a, truncation_psi), G.sample_ws(seeds_b, truncation_psi)   # [NA, num_ws, w_dim], [NB, …]
+    # [NA, num_ws, w_dim], [NB, …]
+    ws_a, ws_b = G.sample_ws(seeds_a, truncation_psi), G.sample_ws(seeds_b, truncation_psi)
     na, nb = len(ws_a), len(ws_b)
-    mixed = [mix_styles(ws_a, ws_b[j:j + 1].expand_as(ws_a), idx) for idx in ranges.values() for j in range(nb)]
-    imgs = _render(G, torch.cat([ws_a, ws_b] + mixed), noise_mode, batch_size)                 # [NA + NB + R·NB·NA, C, R, R]
+    mixed = [
+        mix_styles(ws_a, ws_b[j : j + 1].expand_as(ws_a), idx) for idx in ranges.values() for j in range(nb)
+    ]
+    imgs = _render(G, torch.cat([ws_a, ws_b] + mixed), noise_mode, batch_size)  # [NA + NB + R·NB·NA, C, R, R]
     a, b = imgs[:na], imgs[na:na + nb]
-    cells = imgs[na + nb:].reshape(len(ranges) * nb, na, *imgs.shape[1:])                       # [R·NB, NA, C, R, R]
-    top = torch.cat([torch.ones_like(a[:1]), a])[None]                                          # white corner, [1, 1 + NA, …]
+    cells = imgs[na + nb:].reshape(len(ranges) * nb, na, *imgs.shape[1:])  # [R·NB, NA, C, R, R]
+    top = torch.cat([torch.ones_like(a[:1]), a])[None]                     # white corner, [1, 1 + NA, …]
     return torch.cat([top, torch.cat([b.repeat(len(ranges), 1, 1, 1)[:, None], cells], dim=1)])
 
 def label_rows(ax, labels, fontsize=8):
     "Write one label left of each row of an image grid shown by `show_images` on `ax`."
     for r, text in enumerate(labels):
-        ax.text(-4, (r + 0.5) * ax.get_ylim()[0] / len(labels), text, ha='right', va='center', fontsize=fontsize)
+        ax.text(
+            -4, (r + 0.5) * ax.get_ylim()[0] / len(labels), text, ha='right', va='center', fontsize=fontsize
+        )
     return ax
 
 def show_mixing_grid(grid, layer_ranges, seeds_b, title=None, figsize=None):
     "Show a `style_mixing_grid` result, each row labelled with the layers it takes from which B seed."
     ax = show_images(grid.flatten(0, 1), ncols=grid.shape[1], title=title, figsize=figsize)
-    return label_rows(ax, ['A →'] + [f'{label} ← B{s}' for label in _as_ranges(layer_ranges) for s in seeds_b])
+    return label_rows(
+        ax, ['A →'] + [f'{label} ← B{s}' for label in _as_ranges(layer_ranges) for s in seeds_b]
+    )
 
 # %% ../nbs/08_latent_spaces.ipynb #4d9d8aec
 def _z_batches(G, n, seed, space, batch_size):
@@ -110,7 +150,8 @@ def _z_batches(G, n, seed, space, batch_size):
     for start in range(0, n, batch_size): yield torch.randn(min(batch_size, n - start), *shape, generator=gen)
 
 def _styles_of(G, z, truncation_psi=1.0):
-    "Flat styles [b, n_channels] of z [b, z_dim] (same w at every layer) or [b, num_ws, z_dim] (a w per layer)."
+    """Flat styles [b, n_channels] of z [b, z_dim] (same w at every layer) or [b, num_ws, z_dim] (a w per
+    layer)."""
     w = G.mapping.z_to_w(z.flatten(0, -2).to(G.mapping.w_avg.device))                # [b or b·num_ws, w_dim]
     w = G.mapping.truncate(w, truncation_psi)
     ws = w.reshape(z.shape[0], G.num_ws, G.w_dim) if z.ndim == 3 else w[:, None].expand(-1, G.num_ws, -1)
@@ -137,7 +178,8 @@ class StyleStats:
         sl = slice(self.layout.offsets[i], self.layout.offsets[i] + self.layout.channels[i])
         return self.mean[sl], self.std[sl]
 
-    def __repr__(self): return f'StyleStats(n={self.n}, layers={len(self.layout)}, channels={self.layout.n_channels})'
+    def __repr__(self):
+        return f'StyleStats(n={self.n}, layers={len(self.layout)}, channels={self.layout.n_channels})'
 
     def variance_fraction(self):
         "{layer: share of the total variance of S}: the layer's Σ std² over the sum across all channels."
@@ -148,8 +190,19 @@ class StyleStats:
     def summary(self):
         "One row per layer: channels, mean style, mean / min / max channel std, share of the variance."
         frac = self.variance_fraction()
-        return [dict(layer=name, channels=len(m), mean=float(m.mean()), std_mean=float(s.mean()), std_min=float(s.min()),
-                     std_max=float(s.max()), variance_share=frac[name]) for name in self.layout.names for m, s in [self.layer(name)]]
+        return [
+            dict(
+                layer=name,
+                channels=len(m),
+                mean=float(m.mean()),
+                std_mean=float(s.mean()),
+                std_min=float(s.min()),
+                std_max=float(s.max()),
+                variance_share=frac[name],
+            )
+            for name in self.layout.names
+            for m, s in [self.layer(name)]
+        ]
 
 def generator_fingerprint(G):
     "A hash of all of G's weights and buffers: it changes whenever any of them does."
@@ -162,10 +215,17 @@ def generator_fingerprint(G):
 def _compute_stats(G, n, seed, space, truncation_psi, batch_size, key):
     "Mean and std of the flat style codes from shifted sums and sums of squares accumulated in float64."
     shift = total = sq = 0
-    for i, z in enumerate(tqdm(_z_batches(G, n, seed, space, batch_size), total=-(-n // batch_size), leave=False,
-                               disable=n <= 8 * batch_size, desc='style statistics')):
+    for i, z in enumerate(
+        tqdm(
+            _z_batches(G, n, seed, space, batch_size),
+            total=-(-n // batch_size),
+            leave=False,
+            disable=n <= 8 * batch_size,
+            desc='style statistics',
+        )
+    ):
         s = _styles_of(G, z, truncation_psi).double().cpu()                                  # [b, n_channels]
-        if i == 0: shift = s[0].clone()                                                     # shifting keeps sums small
+        if i == 0: shift = s[0].clone()  # shifting keeps sums small
         total, sq = total + (s - shift).sum(0), sq + ((s - shift) ** 2).sum(0)
     mean, var = total / n, (sq - total ** 2 / n) / (n - 1)
     mean, std = (shift + mean).numpy(), var.clamp_min(0).sqrt().numpy()
@@ -176,11 +236,13 @@ _stats_cache = OrderedDict()   # key → StyleStats, least recently used first
 STATS_CACHE_SIZE = 16
 
 def style_statistics(G, n=500, seed=0, space='W', truncation_psi=1.0, batch_size=256, cache=True):
-    "Per-channel StyleSpace mean / std over `n` samples drawn in `space`, cached by (weights, n, seed, space, ψ, batch)."
+    """Per-channel StyleSpace mean / std over `n` samples drawn in `space`, cached by (weights, n, seed,
+    space, ψ, batch)."""
     if n < 2: raise ValueError(f"n must be at least 2 to estimate a standard deviation, got {n}")
     key = (generator_fingerprint(G), int(n), int(seed), space, float(truncation_psi), int(batch_size))
     if not cache: return _compute_stats(G, n, seed, space, truncation_psi, batch_size, key)
-    if key not in _stats_cache: _stats_cache[key] = _compute_stats(G, n, seed, space, truncation_psi, batch_size, key)
+    if key not in _stats_cache:
+        _stats_cache[key] = _compute_stats(G, n, seed, space, truncation_psi, batch_size, key)
     _stats_cache.move_to_end(key)                                     # most recently used last
     while len(_stats_cache) > STATS_CACHE_SIZE: _stats_cache.popitem(last=False)
     return _stats_cache[key]
@@ -190,7 +252,9 @@ def reachable_dims(G):
     "Dimension of the style codes reachable from W and from W+ (ranks of the stacked affine maps), and of S."
     synthesis = getattr(G, 'synthesis', G)
     layers = OrderedDict(synthesis.style_layers())
-    rank = lambda names: int(torch.linalg.matrix_rank(torch.cat([layers[n].affine.weight for n in names]).double()))
+    rank = lambda names: int(
+        torch.linalg.matrix_rank(torch.cat([layers[n].affine.weight for n in names]).double())
+    )
     by_w = OrderedDict()
     for name, i in synthesis.w_index.items(): by_w.setdefault(i, []).append(name)
     return {'W': rank(layers), 'W+': sum(rank(names) for names in by_w.values()),
@@ -217,14 +281,15 @@ def w_pca(G, k=10, n=2000, seed=0):
     z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(int(seed))).to(G.mapping.w_avg.device)
     w = G.mapping.z_to_w(z).double().cpu()                                         # [n, w_dim]
     mean = w.mean(0)
-    _, sv, vt = torch.linalg.svd(w - mean, full_matrices=False)                    # rows of vt: principal axes
+    _, sv, vt = torch.linalg.svd(w - mean, full_matrices=False)  # rows of vt: principal axes
     var = sv ** 2 / (n - 1)
     comps = vt[:k] * vt[:k].gather(1, vt[:k].abs().argmax(1, keepdim=True)).sign()  # largest entry positive
     return WPCA(mean.float(), comps.float(), var[:k].sqrt().float(), (var[:k] / var.sum()).numpy())
 
 # %% ../nbs/08_latent_spaces.ipynb #c9a47f75
 def mean_style(G):
-    "StyleCode (batch 1) of the average latent w̄ (`G.mapping.w_avg`) at every layer: the centre of truncation."
+    """StyleCode (batch 1) of the average latent w̄ (`G.mapping.w_avg`) at every layer: the centre of
+    truncation."""
     return w_plus_to_s(G, G.mapping.w_avg[None, None].expand(1, G.num_ws, -1))
 
 def truncate_styles(s, psi, s_mean, layers=None):

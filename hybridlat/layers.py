@@ -24,8 +24,10 @@ ACTIVATIONS = {  # name: (function, default gain)
 }
 
 def bias_act(x, b=None, act='linear', gain=None, clamp=None, dim=1):
-    "Add bias `b` along `dim`, apply `act`, scale by `gain` (default: the activation's) and clamp to ±`clamp`."
-    if act not in ACTIVATIONS: raise ValueError(f"unknown activation {act!r}; choose one of {list(ACTIVATIONS)}")
+    """Add bias `b` along `dim`, apply `act`, scale by `gain` (default: the activation's) and clamp to
+    ±`clamp`."""
+    if act not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {act!r}; choose one of {list(ACTIVATIONS)}")
     fn, default_gain = ACTIVATIONS[act]
     if b is not None: x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
     x = fn(x)
@@ -49,7 +51,7 @@ class FullyConnectedLayer(nn.Module):
         self.in_features, self.out_features, self.activation = in_features, out_features, activation
         self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)    # [O, I]
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None  # [O]
-        self.weight_gain = lr_multiplier / math.sqrt(in_features)                               # c = lr / √fan_in
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)  # c = lr / √fan_in
         self.bias_gain = lr_multiplier
 
     def forward(self, x):                                      # x: [N, I]
@@ -59,7 +61,10 @@ class FullyConnectedLayer(nn.Module):
         if self.activation == 'linear' and b is not None: return torch.addmm(b[None], x, w.t())  # [N, O]
         return bias_act(x.matmul(w.t()), b, act=self.activation)
 
-    def extra_repr(self): return f'in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}'
+    def extra_repr(self):
+        return (
+            f'in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}'
+        )
 
 # %% ../nbs/01_layers.ipynb #b45ef4af
 class Conv2dLayer(nn.Module):
@@ -75,12 +80,13 @@ class Conv2dLayer(nn.Module):
         super().__init__()
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.activation, self.conv_clamp, self.padding = activation, conv_clamp, kernel_size // 2
-        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))  # [O, I, k, k]
+        # [O, I, k, k]
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None                        # [O]
-        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)                                # c = 1/√fan_in
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)  # c = 1/√fan_in
 
-    def convolve(self, x, w):                                  # the convolution itself; subclasses resample here
-        return F.conv2d(x, w, padding=self.padding)            # [N, O, H, W]
+    def convolve(self, x, w):                        # the convolution itself; subclasses resample here
+        return F.conv2d(x, w, padding=self.padding)  # [N, O, H, W]
 
     def forward(self, x, gain=1):                              # x: [N, I, H, W]
         assert x.shape[1] == self.in_channels, f"expected {self.in_channels} channels, got {x.shape[1]}"
@@ -89,4 +95,6 @@ class Conv2dLayer(nn.Module):
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         return bias_act(x, self.bias, act=self.activation, gain=act_gain, clamp=clamp)
 
-    def extra_repr(self): return f'in={self.in_channels}, out={self.out_channels}, k={self.kernel_size}, activation={self.activation}'
+    def extra_repr(self):
+        return (f'in={self.in_channels}, out={self.out_channels}, k={self.kernel_size}, '
+                f'activation={self.activation}')

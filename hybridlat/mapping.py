@@ -24,7 +24,7 @@ class MappingNetwork(nn.Module):
         layer_features=None,    # Number of intermediate features in the mapping layers, None = same as w_dim.
         activation='lrelu',     # Activation function.
         lr_multiplier=0.01,     # Learning rate multiplier for the mapping layers.
-        w_avg_beta=0.995,       # Decay for tracking the moving average of W during training, None = do not track.
+        w_avg_beta=0.995,  # Decay for tracking the moving average of W during training, None = do not track.
     ):
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
@@ -35,7 +35,9 @@ class MappingNetwork(nn.Module):
         features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
         if c_dim > 0: self.embed = FullyConnectedLayer(c_dim, embed_features)
         for idx in range(num_layers):
-            layer = FullyConnectedLayer(features[idx], features[idx + 1], activation=activation, lr_multiplier=lr_multiplier)
+            layer = FullyConnectedLayer(
+                features[idx], features[idx + 1], activation=activation, lr_multiplier=lr_multiplier
+            )
             setattr(self, f'fc{idx}', layer)
         if num_ws is not None and w_avg_beta is not None: self.register_buffer('w_avg', torch.zeros([w_dim]))
 
@@ -45,7 +47,9 @@ def embed_inputs(self: MappingNetwork, z, c=None):
     "Pixel-normalise z and the embedded label and concatenate them: [N, z_dim + embed_features]."
     parts = []
     if self.z_dim > 0:
-        assert z is not None and z.shape[1:] == (self.z_dim,), f"z must be [N, {self.z_dim}], got {None if z is None else tuple(z.shape)}"
+        assert z is not None and z.shape[1:] == (self.z_dim,), (
+            f"z must be [N, {self.z_dim}], got {None if z is None else tuple(z.shape)}"
+        )
         parts.append(normalize_2nd_moment(z.to(torch.float32)))
     if self.c_dim > 0:
         assert c is not None and c.shape[1:] == (self.c_dim,), f"c must be [N, {self.c_dim}]"
@@ -58,7 +62,8 @@ def z_to_w(self: MappingNetwork, z, c=None, update_w_avg=False):
     x = self.embed_inputs(z, c)
     for idx in range(self.num_layers): x = getattr(self, f'fc{idx}')(x)
     if update_w_avg and self.w_avg_beta is not None:
-        self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))   # w̄ ← β w̄ + (1-β) mean(w)
+        # w̄ ← β w̄ + (1-β) mean(w)
+        self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
     return x
 
 @patch

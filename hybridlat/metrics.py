@@ -13,8 +13,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .faces import (detect_faces, eye_openness, head_pose, interocular_distance, load_image, mouth_opening,
-                             _gaussian_time, _pts)
+from hybridlat.faces import (
+    detect_faces,
+    eye_openness,
+    head_pose,
+    interocular_distance,
+    load_image,
+    mouth_opening,
+    _gaussian_time,
+    _pts,
+)
 from .identity import face_descriptors
 
 # %% ../nbs/22_metrics.ipynb #f3f4c567
@@ -24,7 +32,8 @@ def _nchw(x):
     x = np.asarray(x)
     t = torch.tensor(x, dtype=torch.float32)
     t = t[None] if t.ndim == 3 else t
-    if t.ndim != 4: raise ValueError(f"expected an image [H, W, C] or batch [N, H, W, C], got shape {x.shape}")
+    if t.ndim != 4:
+        raise ValueError(f"expected an image [H, W, C] or batch [N, H, W, C], got shape {x.shape}")
     return t.permute(0, 3, 1, 2), x.dtype == np.uint8
 
 def _pair(a, b, data_range):
@@ -47,7 +56,9 @@ def l1(a, b, data_range=None, reduction='mean'):
 def psnr(a, b, data_range=None, reduction='mean'):
     "Peak signal-to-noise ratio in dB, 10 log10(range² / MSE) per image (inf for identical images)."
     x, y, r = _pair(a, b, data_range)
-    return _reduce(10 * torch.log10(r**2 / ((x - y)**2).mean((1, 2, 3))), reduction, isinstance(a, torch.Tensor))
+    return _reduce(
+        10 * torch.log10(r**2 / ((x - y) ** 2).mean((1, 2, 3))), reduction, isinstance(a, torch.Tensor)
+    )
 
 # %% ../nbs/22_metrics.ipynb #3fb0496c
 def gaussian_window(size=11, sigma=1.5):
@@ -64,12 +75,14 @@ def _filter(x, g):
 
 def _ssim_cs(x, y, r, win_size, sigma, K=(0.01, 0.03)):
     "Per-image SSIM and contrast-structure term [N], [N]."
-    if min(x.shape[-2:]) < win_size: raise ValueError(f"images of {tuple(x.shape[-2:])} px are smaller than the {win_size}-px SSIM window")
+    if min(x.shape[-2:]) < win_size:
+        raise ValueError(f"images of {tuple(x.shape[-2:])} px are smaller than the {win_size}-px SSIM window")
     g = gaussian_window(win_size, sigma).to(x)
     c1, c2 = (K[0] * r)**2, (K[1] * r)**2
     mx, my = _filter(x, g), _filter(y, g)
-    x, y = x - x.mean((2, 3), keepdim=True), y - y.mean((2, 3), keepdim=True)   # (co)variances are shift-invariant:
-    ux, uy = _filter(x, g), _filter(y, g)                                        # centring avoids float32 cancellation
+    # (co)variances are shift-invariant:
+    x, y = x - x.mean((2, 3), keepdim=True), y - y.mean((2, 3), keepdim=True)
+    ux, uy = _filter(x, g), _filter(y, g)  # centring avoids float32 cancellation
     vx, vy, cxy = _filter(x * x, g) - ux**2, _filter(y * y, g) - uy**2, _filter(x * y, g) - ux * uy
     cs = (2 * cxy + c2) / (vx + vy + c2)
     return ((2 * mx * my + c1) / (mx**2 + my**2 + c1) * cs).mean((1, 2, 3)), cs.mean((1, 2, 3))
@@ -86,7 +99,8 @@ def ms_ssim(a, b, data_range=None, win_size=11, sigma=1.5, weights=MS_SSIM_WEIGH
     "Multi-scale SSIM (Wang et al. 2003); fewer scales (weights renormalised) for images < 16 × window."
     x, y, r = _pair(a, b, data_range)
     n = min(len(weights), int(np.floor(np.log2(min(x.shape[-2:]) / win_size))) + 1)
-    if n < 1: raise ValueError(f"images of {tuple(x.shape[-2:])} px are smaller than the {win_size}-px SSIM window")
+    if n < 1:
+        raise ValueError(f"images of {tuple(x.shape[-2:])} px are smaller than the {win_size}-px SSIM window")
     w = torch.tensor(weights[:n], dtype=x.dtype) / sum(weights[:n])
     vals = []
     for i in range(n):
@@ -122,11 +136,17 @@ def expression_measures(lms_seq, image_size):
     "Per-frame mouth opening, eye openness (mean of both), yaw and pitch of a landmark sequence [T, 68, 2]."
     lms_seq = _pts(lms_seq)
     pose = np.array([head_pose(l, image_size) for l in lms_seq])
-    return {'mouth': mouth_opening(lms_seq), 'eyes': np.mean(eye_openness(lms_seq), 0), 'yaw': pose[:, 0], 'pitch': pose[:, 1]}
+    return {
+        'mouth': mouth_opening(lms_seq),
+        'eyes': np.mean(eye_openness(lms_seq), 0),
+        'yaw': pose[:, 0],
+        'pitch': pose[:, 1],
+    }
 
 def expression_following(driving_lms, output_lms, driving_size, output_size):
     "Pearson r between driving and output of mouth opening, eye openness, yaw and pitch over time."
-    if len(driving_lms) != len(output_lms): raise ValueError(f"sequences differ in length: {len(driving_lms)} vs {len(output_lms)}")
+    if len(driving_lms) != len(output_lms):
+        raise ValueError(f"sequences differ in length: {len(driving_lms)} vs {len(output_lms)}")
     d, o = expression_measures(driving_lms, driving_size), expression_measures(output_lms, output_size)
     return {k: pearson(d[k], o[k]) for k in d}
 
@@ -134,7 +154,8 @@ def expression_following(driving_lms, output_lms, driving_size, output_size):
 def temporal_jitter(lms_seq, sigma=2.0):
     "Mean frame-to-frame displacement of the landmarks' fast component, / median inter-ocular distance."
     seq = _pts(lms_seq)
-    if seq.ndim != 3 or len(seq) < 3: raise ValueError(f"need a sequence [T ≥ 3, 68, 2], got shape {seq.shape}")
+    if seq.ndim != 3 or len(seq) < 3:
+        raise ValueError(f"need a sequence [T ≥ 3, 68, 2], got shape {seq.shape}")
     fast = seq - _gaussian_time(seq, sigma)
     return float(np.linalg.norm(np.diff(fast, axis=0), axis=-1).mean() / np.median(interocular_distance(seq)))
 
@@ -172,8 +193,11 @@ def _descriptors(s, **kw):
     return face_descriptors(list(s), missing='nan', **kw)
 
 def fd_dlib(set_a, set_b, **kw):
-    "FD-dlib: Fréchet distance between the dlib descriptors of two face sets (images, paths or [N, 128] arrays)."
-    return frechet_distance(*descriptor_stats(_descriptors(set_a, **kw)), *descriptor_stats(_descriptors(set_b, **kw)))
+    """FD-dlib: Fréchet distance between the dlib descriptors of two face sets (images, paths or [N, 128]
+    arrays)."""
+    return frechet_distance(
+        *descriptor_stats(_descriptors(set_a, **kw)), *descriptor_stats(_descriptors(set_b, **kw))
+    )
 
 def fd_dlib_baseline(real_set, seed=0, **kw):
     "FD-dlib between two random disjoint halves of a real set: the noise floor at half its size."
@@ -184,11 +208,14 @@ def fd_dlib_baseline(real_set, seed=0, **kw):
 
 # %% ../nbs/22_metrics.ipynb #3f2a9c02
 def hog_features(images, size=64, cell=8, bins=9):
-    "HOG of images (uint8 [H, W, 3] arrays) at `size`²: [N, (size/cell − 1)² · 4 · bins], L2-normalised 2×2-cell blocks."
+    """HOG of images (uint8 [H, W, 3] arrays) at `size`²: [N, (size/cell − 1)² · 4 · bins], L2-normalised
+    2×2-cell blocks."""
     from PIL import Image
     out = []
     for img in images:
-        g = np.asarray(Image.fromarray(np.asarray(img)).convert('L').resize((size, size), Image.BILINEAR), np.float32)
+        g = np.asarray(
+            Image.fromarray(np.asarray(img)).convert('L').resize((size, size), Image.BILINEAR), np.float32
+        )
         gx, gy = np.zeros_like(g), np.zeros_like(g)
         gx[:, 1:-1], gy[1:-1] = g[:, 2:] - g[:, :-2], g[2:] - g[:-2]                  # centred differences
         mag, ang = np.hypot(gx, gy), np.rad2deg(np.arctan2(gy, gx)) % 180             # unsigned orientation
@@ -204,11 +231,17 @@ def hog_features(images, size=64, cell=8, bins=9):
 def thumbnail_features(images, size=8):
     "Colour thumbnails (uint8 [H, W, 3] arrays → [N, size · size · 3] in [0, 1])."
     from PIL import Image
-    return np.stack([np.asarray(Image.fromarray(np.asarray(i)).resize((size, size), Image.BOX), np.float32).ravel()
-                     / 255 for i in images])
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(np.asarray(i)).resize((size, size), Image.BOX), np.float32).ravel()
+            / 255
+            for i in images
+        ]
+    )
 
 def realness_accuracy(real, fake, folds=5, seed=0):
-    "Cross-validated accuracy of logistic regression on HOG + 8×8 colour telling `fake` from `real` (0.5: can't)."
+    """Cross-validated accuracy of logistic regression on HOG + 8×8 colour telling `fake` from `real` (0.5:
+    can't)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline

@@ -11,10 +11,12 @@ from .resample import conv2d_resample, parse_padding
 
 # %% ../nbs/04_modconv.ipynb #2f6f193b
 def modulate_weights(weight, styles, demodulate=True, eps=1e-8):
-    "Per-sample weights: weight [O, I, k, k] × styles [N, I] → [N, O, I, k, k], demodulated per output channel."
-    w = weight[None] * styles[:, None, :, None, None]                 # w' = s_i · w_oikl       [N, O, I, k, k]
+    """Per-sample weights: weight [O, I, k, k] × styles [N, I] → [N, O, I, k, k], demodulated per output
+    channel."""
+    w = weight[None] * styles[:, None, :, None, None]  # w' = s_i · w_oikl       [N, O, I, k, k]
     if demodulate:
-        w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + eps).rsqrt()   # w'' = w' / ‖w'_o‖  [N, O, I, k, k]
+        # w'' = w' / ‖w'_o‖  [N, O, I, k, k]
+        w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + eps).rsqrt()
     return w
 
 def demodulation_coefficients(weight, styles, eps=1e-8):
@@ -27,7 +29,7 @@ def _modconv_1x1(x, w):
     N, I, H, W = x.shape
     if x.is_contiguous(memory_format=torch.channels_last):                          # memory is [N, H, W, I]
         y = torch.matmul(x.permute(0, 2, 3, 1).reshape(N, H * W, I), w.transpose(1, 2))   # [N, H·W, O]
-        return y.reshape(N, H, W, -1).permute(0, 3, 1, 2)                            # [N, O, H, W], channels last
+        return y.reshape(N, H, W, -1).permute(0, 3, 1, 2)  # [N, O, H, W], channels last
     return torch.matmul(w, x.reshape(N, I, H * W)).reshape(N, -1, H, W)             # [N, O, H, W]
 
 def _modconv_fused(x, weight, styles, demodulate, up, padding, resample_filter):
@@ -54,11 +56,13 @@ def modulated_conv2d(x,                    # Input activations                  
                      up=1,                 # Up-sampling factor (1 or 2)
                      padding=0,            # Padding, as for conv2d_resample
                      resample_filter=None, # FIR filter for up-sampling
-                     fused=True,           # Grouped conv over per-sample kernels (True) or scaled activations (False)
+                     fused=True,  # Grouped conv over per-sample kernels (True) or scaled activations (False)
                     ):
     "Modulated (and demodulated) convolution, optionally up-sampling: [N, I, H, W] → [N, O, H·up, W·up]."
     N, I = x.shape[:2]
-    assert weight.ndim == 4 and weight.shape[1] == I, f"weight must be [O, {I}, k, k], got {tuple(weight.shape)}"
+    assert weight.ndim == 4 and weight.shape[1] == I, (
+        f"weight must be [O, {I}, k, k], got {tuple(weight.shape)}"
+    )
     assert styles.shape == (N, I), f"styles must be [{N}, {I}], got {tuple(styles.shape)}"
     impl = _modconv_fused if fused else _modconv_unfused
     return impl(x, weight, styles, demodulate, up, padding, resample_filter)

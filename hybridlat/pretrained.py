@@ -29,15 +29,21 @@ def assets_dir():
     return Path(str(importlib.resources.files('hybridlat.assets')))
 
 def pretrained_path(name='faces128', part='generator'):
-    "Path of one file (`part` ∈ generator, discriminator, facts, card, encoder, encoder_facts, encoder_card) of pretrained `name`."
-    if name not in PRETRAINED: raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(PRETRAINED)}")
+    """Path of one file (`part` ∈ generator, discriminator, facts, card, encoder, encoder_facts, encoder_card)
+    of pretrained `name`."""
+    if name not in PRETRAINED:
+        raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(PRETRAINED)}")
     path = assets_dir()/PRETRAINED[name][part]
-    if not path.is_file(): raise FileNotFoundError(f"{path.name} is missing from {path.parent}: reinstall hybridlat with its data")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path.name} is missing from {path.parent}: reinstall hybridlat with its data"
+        )
     return path
 
 # %% ../nbs/14_pretrained.ipynb #5d3ff603
 def load_pretrained(name='faces128', device='cpu'):
-    "The kit's pretrained generator `name`: eval mode, parameters frozen, loaded offline from the package's assets."
+    """The kit's pretrained generator `name`: eval mode, parameters frozen, loaded offline from the package's
+    assets."""
     G = load_generator(pretrained_path(name), resolution=PRETRAINED[name]['resolution'], device=device)
     return G.eval().requires_grad_(False)
 
@@ -54,7 +60,9 @@ def save_discriminator(D, path, **meta):
 
 def load_discriminator(name_or_path='faces128', device='cpu'):
     "A discriminator from a pretrained name or a `save_discriminator` file: eval mode, frozen."
-    path = pretrained_path(name_or_path, 'discriminator') if name_or_path in PRETRAINED else Path(name_or_path)
+    path = (
+        pretrained_path(name_or_path, 'discriminator') if name_or_path in PRETRAINED else Path(name_or_path)
+    )
     if not Path(path).is_file(): raise FileNotFoundError(f"discriminator checkpoint not found: {path}")
     ckpt = load_plain_torch(path, 'discriminator checkpoint')
     if not isinstance(ckpt, dict) or ckpt.get('format') != D_FORMAT:
@@ -70,7 +78,9 @@ def sample_images(G, n, truncation_psi=1.0, seed=0, batch_size=50):
     "`n` samples of `G` as uint8 [H, W, 3] arrays (seeds seed … seed+n-1)."
     out = []
     for i in range(seed, seed + n, batch_size):
-        imgs = G.synthesis(G.sample_ws(range(i, min(i + batch_size, seed + n)), truncation_psi=truncation_psi))
+        imgs = G.synthesis(
+            G.sample_ws(range(i, min(i + batch_size, seed + n)), truncation_psi=truncation_psi)
+        )
         out += list(to_uint8(imgs))
     return out
 
@@ -81,7 +91,8 @@ def _fd_or_none(desc, real_desc):
     return fd_dlib(found, real_desc) if len(found) >= 2 else None
 
 def generator_quality(G, real_images, n=1000, psis=(1.0, 0.7), seed=0, progress=True):
-    "Detection rate and FD-dlib of `n` samples per truncation ψ against `real_images`, with the real-vs-real baseline."
+    """Detection rate and FD-dlib of `n` samples per truncation ψ against `real_images`, with the real-vs-real
+    baseline."""
     from hybridlat.identity import face_descriptors
     from hybridlat.metrics import fd_dlib_baseline
     real = face_descriptors(list(real_images), missing='nan', progress=progress)
@@ -89,27 +100,41 @@ def generator_quality(G, real_images, n=1000, psis=(1.0, 0.7), seed=0, progress=
     rows = []
     for psi in psis:
         desc = face_descriptors(sample_images(G, n, psi, seed), missing='nan', progress=progress)
-        rows.append(dict(psi=psi, n=n, detection_rate=float((~np.isnan(desc).any(1)).mean()), fd_dlib=_fd_or_none(desc, real)))
+        rows.append(
+            dict(
+                psi=psi,
+                n=n,
+                detection_rate=float((~np.isnan(desc).any(1)).mean()),
+                fd_dlib=_fd_or_none(desc, real),
+            )
+        )
     return dict(rows=rows, real_n=len(real), baseline=fd_dlib_baseline(real, seed=seed))
 
 # %% ../nbs/14_pretrained.ipynb #4c7125f8
 def run_facts(run_dir, ckpt=None):
-    "What a training folder (and its loaded checkpoint `ckpt`) says about the run: config, steps, images, time, losses."
+    """What a training folder (and its loaded checkpoint `ckpt`) says about the run: config, steps, images,
+    time, losses."""
     run_dir = Path(run_dir)
     from hybridlat.gan_checkpoints import load_checkpoint
     ckpt = ckpt or load_checkpoint(run_dir/'checkpoint.pt')
     log = [json.loads(l) for l in (run_dir/'log.jsonl').read_text().splitlines() if l.strip()]
     log = [r for r in log if r['step'] < ckpt['step']]
-    return dict(config=json.loads(ckpt['config']), steps=int(ckpt['step']), images_seen=int(ckpt['images_seen']),
-                train_seconds=round(sum(r.get('sec', 0) for r in log)), last=log[-1] if log else {},
-                history=loss_history(log))
+    return dict(
+        config=json.loads(ckpt['config']),
+        steps=int(ckpt['step']),
+        images_seen=int(ckpt['images_seen']),
+        train_seconds=round(sum(r.get('sec', 0) for r in log)),
+        last=log[-1] if log else {},
+        history=loss_history(log),
+    )
 
 def _mean_of(recs, key):
     vals = [r[key] for r in recs if key in r]
     return round(float(np.mean(vals)), 4) if vals else None
 
 def loss_history(log, points=200, keys=('loss_G', 'loss_D')):
-    "About `points` rows [step, kimg, *keys], each the mean over its stretch of the log (None where a key is absent)."
+    """About `points` rows [step, kimg, *keys], each the mean over its stretch of the log (None where a key is
+    absent)."""
     if not log: return []
     k = max(1, len(log) // points)
     chunks = [log[i:i + k] for i in range(0, len(log), k)]
@@ -121,19 +146,25 @@ def _dataset_facts(path):
     return dict(file=Path(path).name, n=len(ds), sources=ds.report['sources'], resolution=ds.resolution)
 
 # %% ../nbs/14_pretrained.ipynb #09c18c7d
-def export_pretrained(run_dir, name='faces128', out_dir=None, data=None, n=1000, hardware=None, command=None, progress=True):
-    "Write generator, discriminator, facts json and model card of pretrained `name` from training folder `run_dir`."
+def export_pretrained(
+    run_dir, name='faces128', out_dir=None, data=None, n=1000, hardware=None, command=None, progress=True
+):
+    """Write generator, discriminator, facts json and model card of pretrained `name` from training folder
+    `run_dir`."""
     from hybridlat.gan_checkpoints import load_checkpoint, generator_from_checkpoint
     spec, out_dir = PRETRAINED[name], Path(out_dir or assets_dir())
     ckpt = load_checkpoint(Path(run_dir)/'checkpoint.pt')                      # read the (large) file once
     facts, G = run_facts(run_dir, ckpt), generator_from_checkpoint(ckpt)
-    D = Discriminator(**json.loads(ckpt['D_kwargs'])); D.load_state_dict(ckpt['D'])
+    D = Discriminator(**json.loads(ckpt['D_kwargs']))
+    D.load_state_dict(ckpt['D'])
     facts.update(name=name, hardware=hardware, command=command, exported=time.strftime('%Y-%m-%d'),
                  generator_parameters=sum(p.numel() for p in G.parameters()))
     if data is not None:
         facts['data'] = _dataset_facts(data)
         facts['quality'] = generator_quality(G, _real_images(data, n), n=n, progress=progress)
-    save_generator(G, out_dir/spec['generator'], name=name, steps=facts['steps'], images_seen=facts['images_seen'])
+    save_generator(
+        G, out_dir / spec['generator'], name=name, steps=facts['steps'], images_seen=facts['images_seen']
+    )
     save_discriminator(D, out_dir/spec['discriminator'], name=name, steps=facts['steps'])
     _write_text(out_dir/spec['facts'], json.dumps(facts, indent=1))
     _write_text(out_dir/spec['card'], model_card(facts))
@@ -157,14 +188,16 @@ def _quality_table(q):
             f"{fmt(None if r['fd_dlib'] is None else r['fd_dlib'] / q['baseline'])} |" for r in q['rows']]
     return '\n'.join(['| truncation ψ | samples | dlib detection rate | FD-dlib | FD-dlib / baseline |',
                       '|---|---|---|---|---|', *rows, '',
-                      f"Real-vs-real FD-dlib baseline: {q['baseline']:.3f} ({q['real_n']} real faces with a descriptor, "
+                      f"Real-vs-real FD-dlib baseline: {q['baseline']:.3f} ({q['real_n']} real faces with a "
+                      f"descriptor, "
                       "split in two halves). Targets: detection rate ≥ 95 %, FD-dlib ≤ 2 × baseline."])
 
 def _data_lines(d):
     if not d: return 'Not recorded.'
     src = ', '.join(f"{k}: {v['kept']:,} of {v['total']:,} kept" for k, v in d['sources'].items())
     return (f"`{d['file']}`: {d['n']:,} aligned {d['resolution']}² faces built by `build_face_dataset` from "
-            f"`../shared/data/faces` ({src}). UTKFace and CelebA are licensed for non-commercial research only, "
+            f"`../shared/data/faces` ({src}). UTKFace and CelebA are licensed for non-commercial research "
+            f"only, "
             "and so are these weights.")
 
 # %% ../nbs/14_pretrained.ipynb #29e1210d
@@ -202,7 +235,7 @@ Exact command:
 
 ## Measured quality
 {_quality_table(facts.get('quality'))}
-"""
+"""  # noqa: E501 (markdown table rows of the card)
 
 # %% ../nbs/14_pretrained.ipynb #cf52fc23
 def export_parser(prog, description, run_help, what, add_inputs):

@@ -22,13 +22,17 @@ from .train_gan import read_log
 
 # %% ../nbs/43_pretrained_encoder.ipynb #6c354430
 def load_pretrained_encoder(name='faces128', G=None, device='cpu'):
-    "The hybrid encoder shipped for pretrained generator `name` (eval, frozen); checked against `G` (default: that generator)."
+    """The hybrid encoder shipped for pretrained generator `name` (eval, frozen); checked against `G`
+    (default: that generator)."""
     G = load_pretrained(name, device) if G is None else G
     E = load_encoder(pretrained_path(name, 'encoder'), G=G)
     trained_for = E.checkpoint_info['meta'].get('generator')
     if trained_for != generator_fingerprint(G):
-        raise CheckpointError(f"the shipped {name} encoder was trained for the shipped {name} generator, and this "
-                              "generator's weights differ: train an encoder for it (python -m hybridlat.train_encoder)")
+        raise CheckpointError(
+            f"the shipped {name} encoder was trained for the shipped {name} generator, and this "
+            "generator's weights differ: train an encoder for it (python -m "
+            "hybridlat.train_encoder)"
+        )
     return E.to(device).requires_grad_(False)
 
 def pretrained_encoder_facts(name='faces128'):
@@ -45,19 +49,27 @@ def encoder_from_run(run_dir):
     return E.eval(), ckpt
 
 def encoder_history(log, points=100):
-    "About `points` rows [step, kimg, loss, l1, val_l1] of the training log (chunk means; val_l1 where sampled)."
+    """About `points` rows [step, kimg, loss, l1, val_l1] of the training log (chunk means; val_l1 where
+    sampled)."""
     return loss_history(log, points, keys=('loss', 'l1', 'val_l1'))
 
 def encoder_run_facts(run_dir, ckpt):
-    "Config, steps, images seen, step time and loss history of an encoder run (log records before the checkpoint)."
+    """Config, steps, images seen, step time and loss history of an encoder run (log records before the
+    checkpoint)."""
     from hybridlat.train_encoder import final_losses
     log = [r for r in read_log(Path(run_dir) / 'log.jsonl') if r['step'] < ckpt['step']]
-    return dict(config=json.loads(ckpt['config']), encoder_kwargs=json.loads(ckpt['E_kwargs']), steps=int(ckpt['step']),
-                images_seen=int(ckpt['images_seen']), train_seconds=round(float(ckpt['wall_s'])),
-                final_losses=final_losses(log), history=encoder_history(log))
+    return dict(
+        config=json.loads(ckpt['config']),
+        encoder_kwargs=json.loads(ckpt['E_kwargs']),
+        steps=int(ckpt['step']),
+        images_seen=int(ckpt['images_seen']),
+        train_seconds=round(float(ckpt['wall_s'])),
+        final_losses=final_losses(log),
+        history=encoder_history(log),
+    )
 
 # %% ../nbs/43_pretrained_encoder.ipynb #393a29d3
-EVAL_SOURCES = ('celebahq_female_015248', 'celebahq_male_012712')   # CelebA-HQ faces (faces/celebahq), by name
+EVAL_SOURCES = ('celebahq_female_015248', 'celebahq_male_012712')  # CelebA-HQ faces (faces/celebahq), by name
 
 def _celebahq(): return sorted((find_data_dir() / 'faces' / 'celebahq').glob('*.jpg'))
 
@@ -66,9 +78,16 @@ def source_paths(sources=EVAL_SOURCES, n_portraits=0):
     from hybridlat.faces import detect_faces, load_image
     named = {p.stem: p for p in _celebahq()}
     missing = [s for s in sources if s not in named]
-    if missing: raise FileNotFoundError(f"evaluation sources {missing} are not in {find_data_dir() / 'faces' / 'celebahq'}")
-    portraits = sorted(p for p in (find_data_dir() / 'portraits').iterdir() if p.suffix.lower() in ('.jpg', '.jpeg', '.png'))
-    with_face = [p for p in portraits if len(detect_faces(load_image(p)))][:n_portraits] if n_portraits else []
+    if missing:
+        raise FileNotFoundError(
+            f"evaluation sources {missing} are not in {find_data_dir() / 'faces' / 'celebahq'}"
+        )
+    portraits = sorted(
+        p for p in (find_data_dir() / 'portraits').iterdir() if p.suffix.lower() in ('.jpg', '.jpeg', '.png')
+    )
+    with_face = (
+        [p for p in portraits if len(detect_faces(load_image(p)))][:n_portraits] if n_portraits else []
+    )
     return [named[s] for s in sources] + with_face
 
 def cross_pairs(n_portraits=0, clips=None, sources=EVAL_SOURCES):
@@ -78,43 +97,93 @@ def cross_pairs(n_portraits=0, clips=None, sources=EVAL_SOURCES):
 
 def _mean_row(rows, label):
     keys = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return {**{k: '' for k in rows[0]}, next(iter(rows[0])): label, **{k: float(np.nanmean([r[k] for r in rows])) for k in keys}}
+    return {
+        **{k: '' for k in rows[0]},
+        next(iter(rows[0])): label,
+        **{k: float(np.nanmean([r[k] for r in rows])) for k in keys},
+    }
 
 def encoder_quality(G, E, n_portraits=0, fps=10, max_frames=40, bench_frames=48, clips=None, progress=True,
                     sources=EVAL_SOURCES):
-    "Self and cross re-enactment metrics on held-out `clips` (paths), the kit's targets, and the speed per stage."
-    from hybridlat.reenact import (appearance_gallery, evaluate_self, evaluate_cross, kit_targets, benchmark_reenact,
-                                   validation_clips)
+    """Self and cross re-enactment metrics on held-out `clips` (paths), the kit's targets, and the speed per
+    stage."""
+    from hybridlat.reenact import (
+        appearance_gallery,
+        evaluate_self,
+        evaluate_cross,
+        kit_targets,
+        benchmark_reenact,
+        validation_clips,
+    )
     clips = clips or validation_clips()
     self_rows, _ = evaluate_self(G, E, clips=clips, fps=fps, max_frames=max_frames, progress=progress)
     pairs = cross_pairs(n_portraits, clips, sources)
     gallery = appearance_gallery(list(dict.fromkeys([*_celebahq(), *(p for p, _ in pairs)])))
-    cross_rows, _ = evaluate_cross(G, E, pairs=pairs, fps=fps, max_frames=max_frames, progress=progress, gallery=gallery)
+    cross_rows, _ = evaluate_cross(
+        G, E, pairs=pairs, fps=fps, max_frames=max_frames, progress=progress, gallery=gallery
+    )
     targets, _ = kit_targets(cross_rows)
     speed = benchmark_reenact(pairs[0][0], pairs[0][1], G, E, max_frames=bench_frames)
-    machine = f'{os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), torch {torch.__version__}'
-    return dict(self=self_rows, cross=cross_rows, targets=targets, speed=speed, machine=machine,
-                settings=dict(fps=fps, max_frames=max_frames, n_portraits=n_portraits, bench_frames=bench_frames,
-                              sources=list(sources), gallery=len(gallery['paths'])))
+    machine = (
+        f'{os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), torch {torch.__version__}'
+    )
+    return dict(
+        self=self_rows,
+        cross=cross_rows,
+        targets=targets,
+        speed=speed,
+        machine=machine,
+        settings=dict(
+            fps=fps,
+            max_frames=max_frames,
+            n_portraits=n_portraits,
+            bench_frames=bench_frames,
+            sources=list(sources),
+            gallery=len(gallery['paths']),
+        ),
+    )
 
 # %% ../nbs/43_pretrained_encoder.ipynb #441537cf
 def _data_facts(faces, clips, cfg):
-    "`data_counts` of what the run trained on and the clips it held out (its own split: the run's val_clips and seed)."
+    """`data_counts` of what the run trained on and the clips it held out (its own split: the run's val_clips
+    and seed)."""
     from hybridlat.datasets import FaceDataset, FramePairDataset
     from hybridlat.train_encoder import data_counts
     from hybridlat.train_encoder import held_out
-    split = lambda s: FramePairDataset(clips, s, val_clips=held_out(cfg['val_clips']), seed=cfg['seed']) if clips else None
+    split = lambda s: (
+        FramePairDataset(clips, s, val_clips=held_out(cfg['val_clips']), seed=cfg['seed']) if clips else None
+    )
     return data_counts(FaceDataset(faces) if faces else None, split('train'), split('val'))
 
-def export_encoder(run_dir, name='faces128', out_dir=None, faces=None, clips=None, hardware=None, command=None,
-                   notes=None, progress=True, **quality_kwargs):
+def export_encoder(
+    run_dir,
+    name='faces128',
+    out_dir=None,
+    faces=None,
+    clips=None,
+    hardware=None,
+    command=None,
+    notes=None,
+    progress=True,
+    **quality_kwargs,
+):
     "Write `name`'s encoder weights, facts json and model card from encoder run `run_dir`; returns the facts."
     G, (E, ckpt) = load_pretrained(name), encoder_from_run(run_dir)
     fingerprint = generator_fingerprint(G)
-    if ckpt['G_fingerprint'] != fingerprint: raise CheckpointError(f'{run_dir} was trained against other generator weights than the shipped {name}')
-    facts = dict(name=name, **encoder_run_facts(run_dir, ckpt), hardware=hardware, command=command, notes=notes,
-                 exported=time.strftime('%Y-%m-%d'), parameters=sum(p.numel() for p in E.parameters()),
-                 data=_data_facts(faces, clips, json.loads(ckpt['config'])))
+    if ckpt['G_fingerprint'] != fingerprint:
+        raise CheckpointError(
+            f'{run_dir} was trained against other generator weights than the shipped {name}'
+        )
+    facts = dict(
+        name=name,
+        **encoder_run_facts(run_dir, ckpt),
+        hardware=hardware,
+        command=command,
+        notes=notes,
+        exported=time.strftime('%Y-%m-%d'),
+        parameters=sum(p.numel() for p in E.parameters()),
+        data=_data_facts(faces, clips, json.loads(ckpt['config'])),
+    )
     from hybridlat.reenact import validation_clips
     held_out = facts['data'].get('val', {}).get('clips')
     facts['quality'] = encoder_quality(G, E, clips=validation_clips(val_clips=held_out) if held_out else None,
@@ -127,26 +196,63 @@ def export_encoder(run_dir, name='faces128', out_dir=None, faces=None, clips=Non
     return facts
 
 # %% ../nbs/43_pretrained_encoder.ipynb #ad65c24d
-_COLS = dict(self=['driving', 'l1', 'psnr', 'ssim', 'id_dist', 'lm_dist', 'r_mouth', 'r_eyes', 'r_yaw', 'r_pitch', 'jitter'],
-             cross=['source', 'driving', 'id_dist', 'id_dist_driver', 'source_rank', 'r_mouth', 'r_eyes', 'r_yaw', 'r_pitch',
-                    'jitter'])
+_COLS = dict(
+    self=[
+        'driving',
+        'l1',
+        'psnr',
+        'ssim',
+        'id_dist',
+        'lm_dist',
+        'r_mouth',
+        'r_eyes',
+        'r_yaw',
+        'r_pitch',
+        'jitter',
+    ],
+    cross=[
+        'source',
+        'driving',
+        'id_dist',
+        'id_dist_driver',
+        'source_rank',
+        'r_mouth',
+        'r_eyes',
+        'r_yaw',
+        'r_pitch',
+        'jitter',
+    ],
+)
 
 def quality_tables(q):
     "Markdown: self and cross tables (with means), the kit's targets, the speed table."
     pick = lambda rows, cols: [{k: r.get(k, '') for k in cols} for r in rows]
     s, c = pick(q['self'], _COLS['self']), pick(q['cross'], _COLS['cross'])
-    return '\n\n'.join([f"Self-re-enactment (each held-out clip drives its first frame; {q['settings']['max_frames']} frames at "
-                        f"{q['settings']['fps']} fps):", markdown_table(s + [_mean_row(s, 'mean')]),
-                        'Cross-identity (held-out faces driven by the held-out clips; `source_rank`: where the source ranks '
-                        f"among the {q['settings'].get('gallery', 'n/a')} gallery faces nearest to the output by HOG and colour, "
-                        '1 best, a measure no training loss sees):', markdown_table(c + [_mean_row(c, 'mean')]),
-                        "The kit's cross-identity targets (its own, not numbers from the paper):", markdown_table(q['targets']),
-                        f"Speed on {q.get('machine', 'this machine')} ({q['settings']['bench_frames']} frames):", markdown_table(q['speed'])])
+    return '\n\n'.join(
+        [
+            f"Self-re-enactment (each held-out clip drives its first frame; {q['settings']['max_frames']} "
+            f"frames at "
+            f"{q['settings']['fps']} fps):",
+            markdown_table(s + [_mean_row(s, 'mean')]),
+            'Cross-identity (held-out faces driven by the held-out clips; `source_rank`: where '
+            'the source ranks '
+            f"among the {q['settings'].get('gallery', 'n/a')} gallery faces nearest to the "
+            f"output by HOG and colour, "
+            '1 best, a measure no training loss '
+            'sees):',
+            markdown_table(c + [_mean_row(c, 'mean')]),
+            "The kit's cross-identity targets (its own, not numbers from the paper):",
+            markdown_table(q['targets']),
+            f"Speed on {q.get('machine', 'this machine')} ({q['settings']['bench_frames']} frames):",
+            markdown_table(q['speed']),
+        ]
+    )
 
 def _generated(c):
     "The generated items of a run's config, in words."
     if not c.get('synthetic'): return 'none'
-    return f"{c['synthetic']} a batch, kind {c.get('synthetic_kind', 'faces')} (latent loss {c.get('latent_weight', 1.0)})"
+    kind = c.get('synthetic_kind', 'faces')
+    return f"{c['synthetic']} a batch, kind {kind} (latent loss {c.get('latent_weight', 1.0)})"
 
 def _count(v): return f'{v:,}' if isinstance(v, int) else 'n/a'
 
@@ -189,13 +295,18 @@ Exact command:
 
 ## Measured quality and speed
 {quality_tables(facts['quality']) if facts.get('quality') else 'Not measured.'}
-"""
+"""  # noqa: E501 (markdown table rows of the card)
 
 # %% ../nbs/43_pretrained_encoder.ipynb #34d3bcf6
 def _add_encoder_inputs(p):
     p.add_argument('--faces', default=None, help='the face zip the run trained on (for the card)')
     p.add_argument('--clips', default=None, help='the clip zip the run trained on (for the card)')
-    p.add_argument('--portraits', type=int, default=0, help='portraits added to the named CelebA-HQ sources of the evaluation')
+    p.add_argument(
+        '--portraits',
+        type=int,
+        default=0,
+        help='portraits added to the named CelebA-HQ sources of the evaluation',
+    )
 
 def build_parser():
     "The command line of `python -m hybridlat.pretrained_encoder`; its help shows the defaults."

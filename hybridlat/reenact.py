@@ -31,23 +31,53 @@ from .datasets import HELD_OUT_CLIPS
 from .edits import apply_edits, load_directions, parse_edits
 from .checkpoints import CheckpointError
 from .encoder import HybridEncoder, check_encoder_fits, load_encoder, render_hybrid
-from .faces import (NoFaceError, _gaussian_time, align_face, align_frames, align_tracked, face_landmarks,
-                             colour_matched, crop_mask, crop_matrix, find_data_dir, find_landmarks,
-                             load_image, paste_region, reference_crop, warp_image)
+from hybridlat.faces import (
+    NoFaceError,
+    _gaussian_time,
+    align_face,
+    align_frames,
+    align_tracked,
+    face_landmarks,
+    colour_matched,
+    crop_mask,
+    crop_matrix,
+    find_data_dir,
+    find_landmarks,
+    load_image,
+    paste_region,
+    reference_crop,
+    warp_image,
+)
 from .identity import face_descriptors
 from .images import UsageError, check_output_path, from_uint8, image_grid, save_image, to_uint8
 from .latents import markdown_table
-from .metrics import (expression_following, hog_features, identity_distance, l1, landmark_distance, psnr, ssim,
-                               thumbnail_features,
-                               temporal_jitter)
-from .video import (VIDEO_OUT_SUFFIXES, VideoClip, read_video, video_frames, video_length, video_rate,
-                             write_video)
+from hybridlat.metrics import (
+    expression_following,
+    hog_features,
+    identity_distance,
+    l1,
+    landmark_distance,
+    psnr,
+    ssim,
+    thumbnail_features,
+    temporal_jitter,
+)
+from hybridlat.video import (
+    VIDEO_OUT_SUFFIXES,
+    VideoClip,
+    read_video,
+    video_frames,
+    video_length,
+    video_rate,
+    write_video,
+)
 
 # %% ../nbs/42_reenact.ipynb #c9dfaa07
 VIDEO_SUFFIXES = {'.mp4', '.mov', '.m4v', '.mkv', '.avi', '.webm'}
 
 def read_source(source):
-    "The source frame [H, W, 3] uint8 and a name for messages: an image file, a video's first frame, or an array."
+    """The source frame [H, W, 3] uint8 and a name for messages: an image file, a video's first frame, or an
+    array."""
     if isinstance(source, VideoClip): return source.frames[0], str(source.path or 'source clip')
     if isinstance(source, np.ndarray): return source, 'source array'
     path = Path(source)
@@ -58,7 +88,9 @@ def read_driving(driving, fps=None, max_frames=None):
     "The driving `VideoClip` from a video file or a `VideoClip` (then cut at `max_frames`)."
     if isinstance(driving, VideoClip):
         if fps is not None and fps != driving.fps:
-            raise ValueError(f"a VideoClip at {driving.fps:g} fps cannot be resampled to {fps}: pass its file")
+            raise ValueError(
+                f"a VideoClip at {driving.fps:g} fps cannot be resampled to {fps}: pass its file"
+            )
         n = len(driving) if max_frames is None else max_frames
         return VideoClip(driving.frames[:n], driving.fps, driving.timestamps[:n], path=driving.path)
     return read_video(driving, fps=fps, max_frames=max_frames)
@@ -66,13 +98,16 @@ def read_driving(driving, fps=None, max_frames=None):
 def driving_frames(driving, fps=None, max_frames=None, progress=False):
     "The driving frames [H, W, 3] uint8 one at a time: decoded on the fly from a file, or a `VideoClip`'s."
     if isinstance(driving, VideoClip):
-        yield from tqdm(read_driving(driving, fps, max_frames).frames, 'read', disable=not progress, leave=False)
+        yield from tqdm(
+            read_driving(driving, fps, max_frames).frames, 'read', disable=not progress, leave=False
+        )
     else:
         yield from (frame for _, frame in video_frames(driving, fps, max_frames, progress))
 
 def driving_length(driving, fps=None, max_frames=None):
     "How many frames `driving_frames` will yield (for progress bars); None if the file's header does not say."
-    if isinstance(driving, VideoClip): return len(driving) if max_frames is None else min(len(driving), max_frames)
+    if isinstance(driving, VideoClip):
+        return len(driving) if max_frames is None else min(len(driving), max_frames)
     return video_length(driving, fps, max_frames)
 
 def driving_rate(driving, fps=None):
@@ -89,7 +124,8 @@ def align_source(frame, size, name='source'):
                           "upright, unobstructed and at least about 80 pixels wide") from None
 
 def align_driving(clip, size, **kwargs):
-    "Aligned crops (`AlignedFace` list) of every driving frame; `NoFaceError` naming the clip when no frame has a face."
+    """Aligned crops (`AlignedFace` list) of every driving frame; `NoFaceError` naming the clip when no frame
+    has a face."""
     try: return align_frames(clip.frames, size=size, **kwargs)
     except NoFaceError as e: raise NoFaceError(f"driving video {clip.path or 'clip'}: {e}") from None
 
@@ -101,20 +137,29 @@ def align_driving_stream(driving, size, fps=None, max_frames=None, progress=Fals
     except NoFaceError as e: raise NoFaceError(f"driving video {name}: {e}") from None
 
 # %% ../nbs/42_reenact.ipynb #e34136d6
-EDIT_LIMIT = 10.0    # |amount| of one edit; a direction's unit is ≈ 0.7 std of w along it, so 10 ≈ 7 std: far off-manifold
+# The limit on the |amount| of one edit: a direction's unit is ≈ 0.7 std of w along it, so 10 ≈ 7 std (far
+# off the manifold).
+EDIT_LIMIT = 10.0
 
 def check_edits(edits, directions=None):
-    "`(edits, directions)` with `edits` as `{name: amount}`, checked against the directions; None and callables pass."
+    """`(edits, directions)` with `edits` as `{name: amount}`, checked against the directions; None and
+    callables pass."""
     if not edits or callable(edits): return edits, directions
-    if isinstance(edits, (list, tuple, str)): edits = parse_edits([edits] if isinstance(edits, str) else edits)
+    if isinstance(edits, (list, tuple, str)):
+        edits = parse_edits([edits] if isinstance(edits, str) else edits)
     edits = dict(edits)
     for name, amount in edits.items():
         if not math.isfinite(amount) or abs(amount) > EDIT_LIMIT:
-            raise ValueError(f"edit {name}={amount:g} is out of range: amounts must lie within ±{EDIT_LIMIT:g} "
-                             "(about ±7 standard deviations of w along the direction)")
+            raise ValueError(
+                f"edit {name}={amount:g} is out of range: amounts must lie within ±{EDIT_LIMIT:g} "
+                "(about ±7 standard deviations of w along the direction)"
+            )
     directions = load_directions('faces128') if directions is None else directions
     unknown = sorted(set(edits) - set(directions))
-    if unknown: raise ValueError(f"unknown edit {', '.join(map(repr, unknown))}: known edits are {sorted(directions)}")
+    if unknown:
+        raise ValueError(
+            f"unknown edit {', '.join(map(repr, unknown))}: known edits are {sorted(directions)}"
+        )
     return edits, directions
 
 def edit_identity(w_id, edits=None, directions=None):
@@ -125,16 +170,21 @@ def edit_identity(w_id, edits=None, directions=None):
 
 # %% ../nbs/42_reenact.ipynb #a40e02ae
 def smooth_styles(s_f, sigma):
-    "Each layer of `s_f` ({layer: [T, C]}) Gaussian-smoothed over time with `sigma` frames (0 or None: unchanged)."
+    """Each layer of `s_f` ({layer: [T, C]}) Gaussian-smoothed over time with `sigma` frames (0 or None:
+    unchanged)."""
     if not sigma: return dict(s_f)
-    return {k: torch.from_numpy(_gaussian_time(v.double().numpy(), sigma)).to(v.dtype) for k, v in s_f.items()}
+    return {
+        k: torch.from_numpy(_gaussian_time(v.double().numpy(), sigma)).to(v.dtype) for k, v in s_f.items()
+    }
 
 def hold_missing(s_f, detected):
-    "S_F with each frame where no face was detected replaced by the nearest earlier detected frame's (else the first)."
+    """S_F with each frame where no face was detected replaced by the nearest earlier detected frame's (else
+    the first)."""
     detected = np.asarray(detected, bool)
     if detected.all(): return dict(s_f)
-    idx = np.maximum.accumulate(np.where(detected, np.arange(len(detected)), -1))   # last detected frame so far
-    idx[idx < 0] = np.flatnonzero(detected)[0]                                        # leading misses: the first one
+    # last detected frame so far
+    idx = np.maximum.accumulate(np.where(detected, np.arange(len(detected)), -1))
+    idx[idx < 0] = np.flatnonzero(detected)[0]  # leading misses: the first one
     return {k: v[torch.from_numpy(idx)] for k, v in s_f.items()}
 
 @contextmanager
@@ -197,7 +247,7 @@ STAGES = ('read', 'align', 'encode', 'render', 'paste', 'write')
 @dataclass
 class ReenactResult:
     "What `reenact` made: output frames, the crops on both sides, the codes, and seconds per stage."
-    frames: np.ndarray              # [T, H, W, 3] uint8 pasted frames, or the crops (None: streamed to `path` only)
+    frames: np.ndarray  # [T, H, W, 3] uint8 pasted frames, or the crops (None: streamed to `path` only)
     crops: np.ndarray               # [T, R, R, 3] uint8 rendered crops
     driving_crops: np.ndarray       # [T, R, R, 3] uint8 aligned driving frames
     source_crop: np.ndarray         # [R, R, 3] uint8 aligned source face
@@ -226,15 +276,20 @@ def _timed(timings, stage):
 
 # %% ../nbs/42_reenact.ipynb #46b73bf3
 def default_encoder(G, encoder=None):
-    "`encoder` as given or loaded from a path; None → the encoder shipped for the shipped generator, if `G` is it."
+    """`encoder` as given or loaded from a path; None → the encoder shipped for the shipped generator, if `G`
+    is it."""
     if isinstance(encoder, (str, Path)): return load_encoder(encoder, G=G)
     if isinstance(encoder, HybridEncoder): return check_encoder_fits(encoder, G)
     if encoder is not None: return encoder
     from hybridlat.pretrained_encoder import load_pretrained_encoder
-    try: return load_pretrained_encoder('faces128', G)
+    try:
+        return load_pretrained_encoder('faces128', G)
     except CheckpointError as e:
-        raise ValueError(f"no encoder given, and the shipped one does not fit this generator ({e}): pass encoder= / "
-                         "--encoder (a file written by save_encoder, e.g. by `python -m hybridlat.train_encoder`)") from None
+        raise ValueError(
+            f"no encoder given, and the shipped one does not fit this generator ({e}): pass encoder= / "
+            "--encoder (a file written by save_encoder, e.g. by `python -m "
+            "hybridlat.train_encoder`)"
+        ) from None
 
 def _default_generator(G):
     if G is not None: return G
@@ -249,7 +304,8 @@ def check_reenact_options(fps=None, max_frames=None, batch_size=16, smooth_sigma
     "Raise `UsageError` naming the option for values that cannot work (checked before any work)."
     if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
         raise UsageError(f"--fps must be a number above 0 and at most {MAX_FPS:g}, got {fps:g}")
-    if max_frames is not None and max_frames < 1: raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
+    if max_frames is not None and max_frames < 1:
+        raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
     if batch_size < 1: raise UsageError(f"batch_size must be at least 1, got {batch_size}")
     if smooth_sigma is not None and not (math.isfinite(smooth_sigma) and smooth_sigma >= 0):
         raise UsageError(f"smooth_sigma must be a finite number ≥ 0, got {smooth_sigma}")
@@ -275,15 +331,31 @@ def _pasted_frames(frame, crops, aligned, batch_size, timings, keep=None, **past
         yield from batch
 
 # %% ../nbs/42_reenact.ipynb #8c3c72d8
-def reenact(source, driving, out=None, G=None, encoder=None, edits=None, directions=None, paste_back=True, fps=None,
-            smooth_sigma=1.0, max_frames=None, batch_size=16, audio=False, progress=True, keep_frames=None,
-            paste_shape='face', match_colour=True):
+def reenact(
+    source,
+    driving,
+    out=None,
+    G=None,
+    encoder=None,
+    edits=None,
+    directions=None,
+    paste_back=True,
+    fps=None,
+    smooth_sigma=1.0,
+    max_frames=None,
+    batch_size=16,
+    audio=False,
+    progress=True,
+    keep_frames=None,
+    paste_shape='face',
+    match_colour=True,
+):
     "Re-enact the face of `source` (image/video/array) with the motion of `driving` (video/`VideoClip`)."
     check_reenact_options(fps, max_frames, batch_size, smooth_sigma)                  # cheap checks first
     if out is not None: check_output_path(out, VIDEO_OUT_SUFFIXES, inputs=[source, driving])
     G = _default_generator(G)
     encoder = default_encoder(G, encoder)
-    edits, directions = check_edits(edits, directions)                                 # bad edits fail before any work
+    edits, directions = check_edits(edits, directions)  # bad edits fail before any work
     keep_frames = out is None if keep_frames is None else keep_frames
     paste_kwargs = dict(shape=paste_shape, match_colour=match_colour)          # 'Pasting without a seam'
     R, tm = G.img_resolution, dict.fromkeys(STAGES[:-1], 0.0)
@@ -291,12 +363,14 @@ def reenact(source, driving, out=None, G=None, encoder=None, edits=None, directi
         frame, name = read_source(source)
         rate = driving_rate(driving, fps)
     t_read = tm['read']
-    with _timed(tm, 'align'):                                            # two passes over the clip, never all of it
+    with _timed(tm, 'align'):  # two passes over the clip, never all of it
         src_al = align_source(frame, R, name)
         frames = lambda: _timed_iter(driving_frames(driving, fps, max_frames), tm, 'read')
         found = find_landmarks(frames(), progress=progress, total=driving_length(driving, fps, max_frames))
-        try: drv_al = align_tracked(frames(), found, R, progress=progress)
-        except NoFaceError as e: raise NoFaceError(f"driving video {getattr(driving, 'path', driving)}: {e}") from None
+        try:
+            drv_al = align_tracked(frames(), found, R, progress=progress)
+        except NoFaceError as e:
+            raise NoFaceError(f"driving video {getattr(driving, 'path', driving)}: {e}") from None
         detected, drv_crops = np.array([a.detected for a in drv_al]), np.stack([a.image for a in drv_al])
     tm['align'] -= tm['read'] - t_read                                   # decoding is counted as reading
     with _timed(tm, 'encode'):
@@ -318,13 +392,27 @@ def reenact(source, driving, out=None, G=None, encoder=None, edits=None, directi
         tm['write'] = time.perf_counter() - t0 - (tm['paste'] - paste0)
     out_frames = crops if not paste_back else (np.stack(kept) if kept else None)
     size = (frame.shape[1], frame.shape[0]) if paste_back else (R, R)
-    return ReenactResult(out_frames, crops, drv_crops, src_al.image, rate, tm, w_id, s_f, src_al, drv_al,
-                         path=Path(out) if out is not None else None, edits=edits, held=int((~detected).sum()),
-                         frame_size=size)
+    return ReenactResult(
+        out_frames,
+        crops,
+        drv_crops,
+        src_al.image,
+        rate,
+        tm,
+        w_id,
+        s_f,
+        src_al,
+        drv_al,
+        path=Path(out) if out is not None else None,
+        edits=edits,
+        held=int((~detected).sum()),
+        frame_size=size,
+    )
 
 # %% ../nbs/42_reenact.ipynb #a50243b9
 def reenact_grid(result, n=6, path=None, rows=('driving_crops', 'crops')):
-    "Two-row grid [H', W', 3] uint8 of `n` evenly spaced frames (driving above output); saved as PNG if `path`."
+    """Two-row grid [H', W', 3] uint8 of `n` evenly spaced frames (driving above output); saved as PNG if
+    `path`."""
     idx = np.linspace(0, len(result) - 1, min(n, len(result))).round().astype(int)
     imgs = np.concatenate([getattr(result, r)[idx] for r in rows])
     grid = image_grid(from_uint8(imgs), ncols=len(idx))
@@ -337,7 +425,8 @@ def luminance(img):
     return np.asarray(img, np.float64)[..., :3] @ [0.299, 0.587, 0.114]
 
 def edge_bands(weight, width):
-    "Pixels within `width` inside / outside the 0.5 level of a paste `weight` [H, W], and those on it: 3 × [H, W]."
+    """Pixels within `width` inside / outside the 0.5 level of a paste `weight` [H, W], and those on it: 3 ×
+    [H, W]."""
     inside = weight >= 0.5
     depth_in, depth_out = distance_transform_edt(inside), distance_transform_edt(~inside)
     on_edge = (inside & (depth_in <= 1.5)) | (~inside & (depth_out <= 1.5))
@@ -347,7 +436,8 @@ def _local_mean(lum, where, sigma):
     return gaussian_filter(lum * where, sigma) / np.maximum(gaussian_filter(where * 1.0, sigma), 1e-6)
 
 def seam_scores(pasted, frame, weight):
-    "How visible the edge of paste `weight` [H, W] is in `pasted` [H, W, 3] against `frame`: {ring, seam, step}."
+    """How visible the edge of paste `weight` [H, W] is in `pasted` [H, W, 3] against `frame`: {ring, seam,
+    step}."""
     lum, lum0 = luminance(pasted), luminance(frame)
     width = max(2, round(0.05 * np.sqrt((weight >= 0.5).sum())))              # 5% of the pasted region's side
     inner, outer, on_edge = edge_bands(weight, width)
@@ -366,14 +456,23 @@ def build_reenact_parser(p=None):
     return add_reenact_arguments(p)
 
 def check_reenact_args(args):
-    "Every check that needs no model, before any work: options, files, output paths, edits. → (edits, directions)."
+    """Every check that needs no model, before any work: options, files, output paths, edits. → (edits,
+    directions)."""
     check_reenact_options(args.fps, args.max_frames)
-    for option, value in (('source', args.source), ('driving video', args.driving), ('--checkpoint', args.checkpoint),
-                          ('--encoder', args.encoder), ('--directions', args.directions)):
-        if value is not None and not Path(value).is_file(): raise FileNotFoundError(f'{option} not found: {value}')
+    for option, value in (
+        ('source', args.source),
+        ('driving video', args.driving),
+        ('--checkpoint', args.checkpoint),
+        ('--encoder', args.encoder),
+        ('--directions', args.directions),
+    ):
+        if value is not None and not Path(value).is_file():
+            raise FileNotFoundError(f'{option} not found: {value}')
     check_output_path(args.out, VIDEO_OUT_SUFFIXES, inputs=[args.source, args.driving])
     if args.grid:
-        check_output_path(args.grid, {'.png', '.jpg', '.jpeg'}, [args.source, args.driving, args.out], '--grid')
+        check_output_path(
+            args.grid, {'.png', '.jpg', '.jpeg'}, [args.source, args.driving, args.out], '--grid'
+        )
     try: edits = parse_edits(args.edit)
     except ValueError as e: raise UsageError(f'--edit: {e}') from None
     directions = load_directions(args.directions) if args.directions else None
@@ -393,14 +492,29 @@ def run_reenact(args):
         if args.checkpoint:
             from hybridlat.checkpoints import load_generator
             G = load_generator(args.checkpoint)
-        res = reenact(args.source, args.driving, args.out, G=G, encoder=args.encoder, edits=edits,
-                      directions=directions, paste_back=args.paste_back, fps=args.fps, max_frames=args.max_frames,
-                      audio=args.audio, paste_shape=getattr(args, 'paste_mask', 'face'),
-                      match_colour=getattr(args, 'match_colour', True))
+        res = reenact(
+            args.source,
+            args.driving,
+            args.out,
+            G=G,
+            encoder=args.encoder,
+            edits=edits,
+            directions=directions,
+            paste_back=args.paste_back,
+            fps=args.fps,
+            max_frames=args.max_frames,
+            audio=args.audio,
+            paste_shape=getattr(args, 'paste_mask', 'face'),
+            match_colour=getattr(args, 'match_colour', True),
+        )
         if args.grid: reenact_grid(res, path=args.grid)
     except UsageError as e: _fail(f'hybridlat reenact: {e}', 2)
     except (OSError, ValueError) as e: _fail(f'hybridlat reenact: {e}', 1)
-    held = f'; {res.held} of {len(res)} driving frames had no face: held the previous expression' if res.held else ''
+    held = (
+        f'; {res.held} of {len(res)} driving frames had no face: held the previous expression'
+        if res.held
+        else ''
+    )
     grid = f' and {args.grid}' if args.grid else ''
     print(f'wrote {res.path}{grid} ({len(res)} frames, {res.fps:g} fps{held})')
     return 0
@@ -413,13 +527,18 @@ def reenact_main(argv=None):
 def _box(lms): return (*np.floor(lms.min(0)).astype(int), *np.ceil(lms.max(0)).astype(int) + 1)
 
 def crop_landmarks(crops, ref_landmarks):
-    "Landmarks [T, 68, 2] of crops [T, R, R, 3], and whether dlib detected each face (else fitted in `ref_landmarks`' box)."
+    """Landmarks [T, 68, 2] of crops [T, R, R, 3], and whether dlib detected each face (else fitted in
+    `ref_landmarks`' box)."""
     lms, found = [], []
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         for c, ref in zip(crops, ref_landmarks):
-            try: lms.append(face_landmarks(c, upsample=1)); found.append(True)
-            except NoFaceError: lms.append(face_landmarks(c, box=_box(ref))); found.append(False)
+            try:
+                lms.append(face_landmarks(c, upsample=1))
+                found.append(True)
+            except NoFaceError:
+                lms.append(face_landmarks(c, box=_box(ref)))
+                found.append(False)
     return np.stack(lms), np.array(found)
 
 def score_frames(output, driving, source, driving_landmarks, source_landmarks, self_reenactment=True):
@@ -428,8 +547,11 @@ def score_frames(output, driving, source, driving_landmarks, source_landmarks, s
     drv_lms, _ = crop_landmarks(driving, driving_landmarks)
     out_lms, found = crop_landmarks(output, drv_lms)
     src_desc = face_descriptors([source], landmarks=[source_landmarks])
-    row = dict(frames=len(output), detected=float(found.mean()),
-               id_dist=float(identity_distance(face_descriptors(list(output), landmarks=out_lms), src_desc).mean()))
+    row = dict(
+        frames=len(output),
+        detected=float(found.mean()),
+        id_dist=float(identity_distance(face_descriptors(list(output), landmarks=out_lms), src_desc).mean()),
+    )
     if self_reenactment:
         row.update(l1=l1(output, driving), psnr=psnr(output, driving), ssim=ssim(output, driving),
                    lm_dist=float(landmark_distance(out_lms, drv_lms).mean()))
@@ -441,7 +563,9 @@ def score_frames(output, driving, source, driving_landmarks, source_landmarks, s
 def validation_clips(folder=None, val_clips=HELD_OUT_CLIPS):
     "Paths of the held-out driving clips `val_clips` (names without suffix) in `folder` (the shared videos)."
     folder = Path(folder or find_data_dir() / 'videos')
-    paths = {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES}
+    paths = {
+        p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+    }
     missing = sorted(set(val_clips) - set(paths))
     if missing: raise FileNotFoundError(f"held-out clips {missing} are not in {folder}")
     return [paths[n] for n in sorted(val_clips)]
@@ -468,11 +592,13 @@ def _driver_id_dist(res):
     return float(identity_distance(face_descriptors(list(res.driving_crops), landmarks=lms), src).mean())
 
 def appearance_features(images):
-    "HOG and colour-thumbnail features [N, F] of uint8 faces [N, R, R, 3] (`22_metrics`): looks, not a face network."
+    """HOG and colour-thumbnail features [N, F] of uint8 faces [N, R, R, 3] (`22_metrics`): looks, not a face
+    network."""
     return np.concatenate([hog_features(images), 3 * thumbnail_features(images)], 1)
 
 def appearance_gallery(paths, size=128):
-    "The aligned faces at `paths` as a gallery: their standardised appearance features and the standardisation."
+    """The aligned faces at `paths` as a gallery: their standardised appearance features and the
+    standardisation."""
     faces = []
     for p in paths:
         img = load_image(p)
@@ -482,41 +608,76 @@ def appearance_gallery(paths, size=128):
     return dict(paths=[Path(p) for p in paths], feats=(f - mean) / std, mean=mean, std=std)
 
 def source_rank(crops, gallery, source):
-    "Mean rank of `source` among the gallery faces by appearance distance to each crop [T,R,R,3]: 1 = always nearest."
+    """Mean rank of `source` among the gallery faces by appearance distance to each crop [T,R,R,3]: 1 = always
+    nearest."""
     q = (appearance_features(list(crops)) - gallery['mean']) / gallery['std']        # [T, F]
     d = ((q[:, None] - gallery['feats'][None]) ** 2).sum(-1)                          # [T, gallery]
     i = gallery['paths'].index(Path(source))
     return float(((d < d[:, i:i + 1]).sum(1) + 1).mean())
 
-def evaluate_cross(G=None, encoder=None, pairs=None, fps=5, max_frames=20, progress=True, gallery=None, **kwargs):
-    "Cross-identity metrics per (source portrait, driving clip) pair (+ `source_rank` in `gallery`): (rows, table)."
+def evaluate_cross(
+    G=None, encoder=None, pairs=None, fps=5, max_frames=20, progress=True, gallery=None, **kwargs
+):
+    """Cross-identity metrics per (source portrait, driving clip) pair (+ `source_rank` in `gallery`): (rows,
+    table)."""
     if pairs is None:
         clips = validation_clips()
         pairs = list(zip(sorted((find_data_dir() / 'portraits').iterdir())[:len(clips)], clips))
     rows = []
     for src, clip in tqdm(pairs, 'cross re-enactment', disable=not progress):
-        res = reenact(src, clip, G=G, encoder=encoder, fps=fps, max_frames=max_frames, paste_back=False, progress=False, **kwargs)
+        res = reenact(
+            src,
+            clip,
+            G=G,
+            encoder=encoder,
+            fps=fps,
+            max_frames=max_frames,
+            paste_back=False,
+            progress=False,
+            **kwargs,
+        )
         rows.append(dict(source=Path(src).stem, driving=Path(clip).stem, **score_result(res, False),
                          id_dist_driver=_driver_id_dist(res)))
         if gallery is not None: rows[-1]['source_rank'] = source_rank(res.crops, gallery, src)
     return rows, markdown_table(rows)
 
-KIT_TARGETS = {'id_dist': ('≤', 0.6), 'r_mouth': ('≥', 0.6), 'r_yaw': ('≥', 0.8)}   # the kit's, not the paper's
+# the kit's, not the paper's
+KIT_TARGETS = {'id_dist': ('≤', 0.6), 'r_mouth': ('≥', 0.6), 'r_yaw': ('≥', 0.8)}
 
 def kit_targets(cross_rows):
     "The kit's cross-identity targets beside the mean measured values: (rows, markdown table)."
     rows = []
     for k, (op, target) in KIT_TARGETS.items():
         v = float(np.nanmean([r[k] for r in cross_rows]))
-        rows.append(dict(metric=k, target=f'{op} {target}', measured=v, met=bool(v <= target if op == '≤' else v >= target)))
+        rows.append(
+            dict(
+                metric=k,
+                target=f'{op} {target}',
+                measured=v,
+                met=bool(v <= target if op == '≤' else v >= target),
+            )
+        )
     return rows, markdown_table(rows)
 
 # %% ../nbs/42_reenact.ipynb #30616047
-def benchmark_reenact(source, driving, G=None, encoder=None, max_frames=20, fps=None, batch_size=16, warmup=True, **kwargs):
+def benchmark_reenact(
+    source, driving, G=None, encoder=None, max_frames=20, fps=None, batch_size=16, warmup=True, **kwargs
+):
     "Time `reenact` (writing an mp4 to a temporary folder); print and return per-stage frames per second."
-    G = _default_generator(G); encoder = default_encoder(G, encoder)
-    run = lambda n, d: reenact(source, driving, Path(d) / 'bench.mp4', G=G, encoder=encoder, fps=fps, max_frames=n,
-                               batch_size=batch_size, progress=False, **kwargs)
+    G = _default_generator(G)
+    encoder = default_encoder(G, encoder)
+    run = lambda n, d: reenact(
+        source,
+        driving,
+        Path(d) / 'bench.mp4',
+        G=G,
+        encoder=encoder,
+        fps=fps,
+        max_frames=n,
+        batch_size=batch_size,
+        progress=False,
+        **kwargs,
+    )
     with tempfile.TemporaryDirectory() as d:
         if warmup: run(2, d)
         res = run(max_frames, d)
@@ -533,9 +694,18 @@ def benchmark_reenact(source, driving, G=None, encoder=None, max_frames=20, fps=
 def reenact_peak_memory(args, timeout=3600):
     "Run `hybridlat reenact *args` in a fresh process: {'seconds', 'peak_mb' (resident), 'status'}."
     code = ("import resource, sys; from hybridlat.cli import main; status = main(sys.argv[1:]); "
-            "print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(status)")
+            "print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+            "sys.exit(status)")
     t0 = time.time()
-    res = subprocess.run([sys.executable, '-c', code, 'reenact', *map(str, args)], capture_output=True, text=True,
-                         timeout=timeout)
+    res = subprocess.run(
+        [sys.executable, '-c', code, 'reenact', *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     kb = [int(l.split()[1]) for l in res.stderr.splitlines() if l.startswith('peak_kb')]
-    return dict(seconds=round(time.time() - t0, 1), peak_mb=round(kb[-1] / 1024) if kb else None, status=res.returncode)
+    return dict(
+        seconds=round(time.time() - t0, 1),
+        peak_mb=round(kb[-1] / 1024) if kb else None,
+        status=res.returncode,
+    )

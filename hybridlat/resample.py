@@ -27,7 +27,9 @@ def setup_filter(f=(1, 3, 3, 1),  # 1-D taps (made separable by outer product) o
 def parse_padding(padding):
     "Padding as `(x0, x1, y0, y1)` from an int, a pair `(px, py)` or a 4-tuple."
     if isinstance(padding, int): return padding, padding, padding, padding
-    if len(padding) == 2: px, py = padding; return px, px, py, py
+    if len(padding) == 2:
+        px, py = padding
+        return px, px, py, py
     assert len(padding) == 4, f"padding must be an int, 2 or 4 numbers, got {padding}"
     return tuple(padding)
 
@@ -48,7 +50,8 @@ def pad_or_crop(x, padding):
 
 # %% ../nbs/03_resample.ipynb #bff931a4
 def fir_filter(x, f, flip_filter=False, padding=0, stride=1):
-    "Depthwise convolution of every channel of [N, C, H, W] with the 2-D kernel `f` [fh, fw] (zero `padding`, `stride`)."
+    """Depthwise convolution of every channel of [N, C, H, W] with the 2-D kernel `f` [fh, fw] (zero
+    `padding`, `stride`)."""
     C = x.shape[1]
     f = f.to(x.dtype)
     if not flip_filter: f = f.flip([0, 1])                  # F.conv2d correlates; a true convolution flips
@@ -63,11 +66,13 @@ def _fir_padded(x, f, padding, flip_filter=False, down=1):
     return fir_filter(x, f, flip_filter, padding=[py, px], stride=down)
 
 def _fir_up(x, f, up, padding, flip_filter=False):
-    "Zero insertion, padding and FIR filter as one depthwise transposed convolution (the zeros are never touched)."
+    """Zero insertion, padding and FIR filter as one depthwise transposed convolution (the zeros are never
+    touched)."""
     C, (fh, fw) = x.shape[1], f.shape
     x0, x1, y0, y1 = padding
-    x0, x1, y0, y1 = x0 - (fw - 1), x1 - (fw - up), y0 - (fh - 1), y1 - (fh - up)   # relative to the full result
-    pxt, pyt = max(min(-x0, -x1), 0), max(min(-y0, -y1), 0)                           # symmetric crop: conv padding
+    # relative to the full result
+    x0, x1, y0, y1 = x0 - (fw - 1), x1 - (fw - up), y0 - (fh - 1), y1 - (fh - up)
+    pxt, pyt = max(min(-x0, -x1), 0), max(min(-y0, -y1), 0)  # symmetric crop: conv padding
     k = (f.flip([0, 1]) if flip_filter else f).to(x.dtype)
     x = F.conv_transpose2d(x, k[None, None].expand(C, 1, fh, fw), stride=up, padding=[pyt, pxt], groups=C)
     return pad_or_crop(x, (x0 + pxt, x1 + pxt, y0 + pyt, y1 + pyt))
@@ -101,24 +106,26 @@ def conv_transpose2d_phases(x,  # Input [N, I, H, W]
                             w,  # Weight of the equivalent zero-inserting convolution [O, I, kh, kw]
                             up, # Stride
                            ):
-    "`F.conv_transpose2d(x, w.transpose(0, 1), stride=up)` as `up²` ordinary convolutions: [N, O, (H-1)·up+kh, (W-1)·up+kw]."
+    """`F.conv_transpose2d(x, w.transpose(0, 1), stride=up)` as `up²` ordinary convolutions: [N, O,
+    (H-1)·up+kh, (W-1)·up+kw]."""
     N, I, H, W = x.shape
     O, _, kh, kw = w.shape
     channels_last = x.is_contiguous(memory_format=torch.channels_last)
     y = torch.empty(N, O, (H - 1) * up + kh, (W - 1) * up + kw, dtype=x.dtype, device=x.device,
                     memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    if kh < up or kw < up: y.zero_()                                                   # phases without taps stay 0
+    if kh < up or kw < up: y.zero_()  # phases without taps stay 0
     for a in range(min(up, kh)):
         for b in range(min(up, kw)):
-            wp = w[:, :, a::up, b::up].flip([2, 3])                                   # sub-kernel of phase (a, b)
+            wp = w[:, :, a::up, b::up].flip([2, 3])  # sub-kernel of phase (a, b)
             if wp.shape[2:] == (1, 1) and channels_last:                               # [N, H, W, I] @ [I, O]
                 phase = torch.matmul(x.permute(0, 2, 3, 1), wp[:, :, 0, 0].t()).permute(0, 3, 1, 2)
             else: phase = F.conv2d(x, wp, padding=[wp.shape[2] - 1, wp.shape[3] - 1])
-            y[:, :, a::up, b::up] = phase                                              # every up-th pixel from (a, b)
+            y[:, :, a::up, b::up] = phase  # every up-th pixel from (a, b)
     return y
 
 # %% ../nbs/03_resample.ipynb #8c00a76e
-PHASES_MIN_PIXELS = 32 * 32      # conv2d_resample uses the phase convolutions for inputs of at least this many pixels
+# conv2d_resample uses the phase convolutions for inputs of at least this many pixels
+PHASES_MIN_PIXELS = 32 * 32
 
 def _transpose_grouped_weight(w, groups):
     "[G*O, I, kh, kw] conv weight → [G*I, O, kh, kw] transposed-conv weight, group by group."
@@ -132,23 +139,34 @@ def _conv2d_up(x, w, f, up, padding, groups):
     px0, px1, py0, py1 = padding
     px0, px1, py0, py1 = px0 - (kw - 1), px1 - (kw - up), py0 - (kh - 1), py1 - (kh - up)
     grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-    if groups == 1 and x.shape[2] * x.shape[3] >= PHASES_MIN_PIXELS and not grad:          # inference, large input
+    if groups == 1 and x.shape[2] * x.shape[3] >= PHASES_MIN_PIXELS and not grad:  # inference, large input
         return _fir_padded(conv_transpose2d_phases(x, w, up), f * (up * up), [px0, px1, py0, py1])
     pxt, pyt = max(min(-px0, -px1), 0), max(min(-py0, -py1), 0)
-    x = F.conv_transpose2d(x, _transpose_grouped_weight(w, groups), stride=up, padding=[pyt, pxt], groups=groups)
+    x = F.conv_transpose2d(
+        x, _transpose_grouped_weight(w, groups), stride=up, padding=[pyt, pxt], groups=groups
+    )
     return _fir_padded(x, f * (up * up), [px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt])
 
 def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1):
-    "2-D convolution of [N, I, H, W] with `w` [O, I/groups, kh, kw], optionally up- or down-sampling by FIR `f`."
-    if up > 1 and down > 1: raise ValueError("conv2d_resample: up- and down-sampling at once is not supported")
-    if (up > 1 or down > 1) and f is None: raise ValueError("conv2d_resample: resampling needs a FIR filter `f`")
+    """2-D convolution of [N, I, H, W] with `w` [O, I/groups, kh, kw], optionally up- or down-sampling by FIR
+    `f`."""
+    if up > 1 and down > 1:
+        raise ValueError("conv2d_resample: up- and down-sampling at once is not supported")
+    if (up > 1 or down > 1) and f is None:
+        raise ValueError("conv2d_resample: resampling needs a FIR filter `f`")
     px0, px1, py0, py1 = parse_padding(padding)
     fh, fw = (1, 1) if f is None else f.shape
     if up > 1:
         pad = [px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2]
         return _conv2d_up(x, w, f, up, pad, groups)
     if down > 1:
-        pad = [px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2, py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2]
+        pad = [
+            px0 + (fw - down + 1) // 2,
+            px1 + (fw - down) // 2,
+            py0 + (fh - down + 1) // 2,
+            py1 + (fh - down) // 2,
+        ]
         return F.conv2d(upfirdn2d(x, f, padding=pad), w, stride=down, groups=groups)
-    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0: return F.conv2d(x, w, padding=[py0, px0], groups=groups)
+    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        return F.conv2d(x, w, padding=[py0, px0], groups=groups)
     return F.conv2d(pad_or_crop(x, (px0, px1, py0, py1)), w, groups=groups)

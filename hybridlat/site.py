@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote
-def _atomic(path): from hybridlat.images import atomic_path; return atomic_path(path)   # torch loads only when needed
+# torch loads only when needed
+def _atomic(path):
+    from hybridlat.images import atomic_path
+
+    return atomic_path(path)
 
 # %% ../nbs/53_site.ipynb #ec89fbd6
 def _src(x):
@@ -40,7 +44,10 @@ def _number(path):
     if not m: raise ValueError(f'{Path(path).name}: lesson notebooks are named NN_name.ipynb (NN a number)')
     return int(m[1]), m[2]
 
-_IMPORT = re.compile(r'^\s*(?:from\s+hybridlat\.(\w+)\s+import|import\s+hybridlat\.(\w+)|from\s+hybridlat\s+import\s+(\w+))', re.M)
+_IMPORT = re.compile(
+    r'^\s*(?:from\s+hybridlat\.(\w+)\s+import|import\s+hybridlat\.(\w+)|from\s+hybridlat\s+import\s+(\w+))',
+    re.M,
+)
 def _deps(path):
     "(the module a notebook exports to, the hybridlat modules its code cells import)."
     code = '\n'.join(_src(c['source']) for c in read_nb(path)['cells'] if c['cell_type'] == 'code')
@@ -48,19 +55,29 @@ def _deps(path):
     return module and module[1], {next(g for g in m.groups() if g) for m in _IMPORT.finditer(code)}
 
 def curriculum(nbs='nbs'):
-    "Lesson notebooks `nbs/NN*_name.ipynb` in teaching order: by number; within a number, after those whose module they import."
+    """Lesson notebooks `nbs/NN*_name.ipynb` in teaching order: by number; within a number, after those whose
+    module they import."""
     if not Path(nbs).is_dir(): raise FileNotFoundError(f'no notebook folder {nbs}')
     paths = sorted(Path(nbs).glob('*.ipynb'), key=lambda p: (_number(p), p.name))
     deps, order = {p: _deps(p) for p in paths}, []                   # p: (module, imports)
     for num in dict.fromkeys(_number(p)[0] for p in paths):
         group = [p for p in paths if _number(p)[0] == num]
         while group:
-            ready = [q for q in group if not any(deps[r][0] in deps[q][1] for r in group if r != q and deps[r][0])]
-            order.append((ready or group)[0]); group.remove(order[-1])
+            ready = [
+                q for q in group if not any(deps[r][0] in deps[q][1] for r in group if r != q and deps[r][0])
+            ]
+            order.append((ready or group)[0])
+            group.remove(order[-1])
     return order
 
 # %% ../nbs/53_site.ipynb #7952b3ab
-SECTIONS = ((0, 'Foundations: StyleGAN2 from scratch'), (20, 'Faces and data'), (30, 'Latent exploration'), (40, 'Re-enactment'), (50, 'Classroom'))
+SECTIONS = (
+    (0, 'Foundations: StyleGAN2 from scratch'),
+    (20, 'Faces and data'),
+    (30, 'Latent exploration'),
+    (40, 'Re-enactment'),
+    (50, 'Classroom'),
+)
 
 @dataclass
 class Page:
@@ -82,13 +99,23 @@ def _md_title(text, default):
     return title, first if first.endswith(('.', '!', '?')) or not first else first.rstrip(':,; ') + ' …'
 
 def site_pages(nbs='nbs', guides=('README.md', 'docs/*.md', 'data/*.md'), lessons=None, assignments=None):
-    "The site's pages in reading order: README, lessons (`curriculum`), assignments, then the other markdown guides."
-    nbs = Path(nbs).resolve(); root = nbs.parent
+    """The site's pages in reading order: README, lessons (`curriculum`), assignments, then the other markdown
+    guides."""
+    nbs = Path(nbs).resolve()
+    root = nbs.parent
     md = [p for g in guides for p in sorted(root.glob(g))]
-    pages = [Page(p, 'readme.html', *_md_title(p.read_text(encoding='utf-8'), p.stem), 'Introduction', 'guide') for p in md[:1]]
+    pages = [
+        Page(p, 'readme.html', *_md_title(p.read_text(encoding='utf-8'), p.stem), 'Introduction', 'guide')
+        for p in md[:1]
+    ]
     for p in curriculum(nbs):
-        if lessons is None or p.stem in lessons: pages.append(Page(p, p.stem + '.html', *nb_title(read_nb(p)), _section(p)))
-    for p in (p for p in sorted((nbs / 'assignments').glob('*.ipynb')) if assignments is None or p.stem in assignments):
+        if lessons is None or p.stem in lessons:
+            pages.append(Page(p, p.stem + '.html', *nb_title(read_nb(p)), _section(p)))
+    for p in (
+        p
+        for p in sorted((nbs / 'assignments').glob('*.ipynb'))
+        if assignments is None or p.stem in assignments
+    ):
         pages.append(Page(p, f'assignment_{p.stem}.html', *nb_title(read_nb(p)), 'Assignments', 'assignment'))
     for p in md[1:]:
         name = p.stem.lower() + '.html'
@@ -119,10 +146,15 @@ def math_to_mathml(markdown):
 WIDGET, PLOTLY = 'application/vnd.jupyter.widget-view+json', 'application/vnd.plotly.v1+json'
 
 def _plotly_html(fig, i):
-    spec = json.dumps(fig).replace('</', '<\\/')                   # no string in the figure can end the script
+    spec = json.dumps(fig).replace('</', '<\\/')  # no string in the figure can end the script
     height = (fig.get('layout') or {}).get('height') or 450
-    return (f'<div id="plotly-{i}" class="plotly-graph-div" style="height:{height}px; width:100%"></div>\n<script>'
-            f'(function(f) {{ Plotly.newPlot("plotly-{i}", f.data, f.layout, Object.assign({{responsive: true}}, f.config || {{}})); }})({spec});</script>')
+    return (
+        f'<div id="plotly-{i}" class="plotly-graph-div" style="height:{height}px; '
+        f'width:100%"></div>\n<script>'
+        f'(function(f) '
+        f'{{ Plotly.newPlot("plotly-{i}", f.data, f.layout, '
+        f'Object.assign({{responsive: true}}, f.config || {{}})); }})({spec});</script>'
+    )
 def _widget_note(text, pictured=False):
     what = 'Above: how the widget started. ' if pictured else ''
     return (f'<p class="widget-note">{what}Interactive widget <code>{html.escape(_src(text)[:80])}</code>: '
@@ -136,21 +168,26 @@ def is_hidden(cell):
     return cell['cell_type'] == 'code' and bool(_HIDE.search(_src(cell['source'])))
 
 def static_outputs(nb):
-    "Copy of `nb` with outputs that need no kernel (widget views dropped for their other representations, plotly drawn by local plotly.js) and the number of plotly figures."
+    """Copy of `nb` with outputs that need no kernel (widget views dropped for their other representations,
+    plotly drawn by local plotly.js) and the number of plotly figures."""
     nb, n_plotly = json.loads(json.dumps(nb)), 0
     nb['cells'] = [c for c in nb['cells'] if not is_hidden(c)]
-    nb.get('metadata', {}).pop('widgets', None)                   # saved widget state would pull in the widget manager
+    nb.get('metadata', {}).pop('widgets', None)  # saved widget state would pull in the widget manager
     for cell in (c for c in nb['cells'] if c['cell_type'] == 'markdown'):
         cell['source'] = math_to_mathml(_src(cell['source']))
     for o in (o for c in nb['cells'] for o in c.get('outputs', []) if o.get('data')):
         data = o['data']
         if PLOTLY in data:
-            data.pop('text/html', None)                           # plotly's own html output loads plotly.js from a CDN
-            data['text/html'] = _plotly_html(data.pop(PLOTLY), n_plotly); n_plotly += 1
+            data.pop('text/html', None)  # plotly's own html output loads plotly.js from a CDN
+            data['text/html'] = _plotly_html(data.pop(PLOTLY), n_plotly)
+            n_plotly += 1
         if data.pop(WIDGET, None) is None: continue
-        kind = next((k for k in ('image/png', 'image/jpeg') if k in data), None)   # the kit's views add their face
+        # the kit's views add their face
+        kind = next((k for k in ('image/png', 'image/jpeg') if k in data), None)
         picture = _src(data[kind]).strip() if kind else ''
-        shown = f'<img src="data:{kind};base64,{picture}" alt="the widget as it started" />' if picture else ''
+        shown = (
+            f'<img src="data:{kind};base64,{picture}" alt="the widget as it started" />' if picture else ''
+        )
         o['data'] = {'text/html': shown + _widget_note(data.get('text/plain', ''), bool(picture))}
     return nb, n_plotly
 
@@ -158,26 +195,45 @@ def static_outputs(nb):
 _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {% block html_head_js %}{% endblock %}{% block jupyter_widgets %}{% endblock %}{% block notebook_css %}<!--SITE-HEAD-->{% endblock %}
 {% block html_head_js_mathjax %}{% endblock %}{% block html_head_js_mermaidjs %}{% endblock %}
-{% block body_header %}{{ super() }}<!--SITE-NAV-->{% endblock %}{% block body_footer %}<!--SITE-NAV-->{{ super() }}{% endblock %}"""
+{% block body_header %}{{ super() }}<!--SITE-NAV-->{% endblock %}{% block body_footer %}<!--SITE-NAV-->{{ super() }}{% endblock %}"""  # noqa: E501 (jinja)
 
 def html_exporter():
     "nbconvert's `lab` template with every CDN script (require.js, MathJax, mermaid, widget manager) removed."
-    import jinja2; from nbconvert import HTMLExporter
-    return HTMLExporter(extra_loaders=[jinja2.DictLoader({'site.html.j2': _TEMPLATE})], template_file='site.html.j2',
-                        exclude_input_prompt=True, exclude_output_prompt=True)   # no empty `In [ ]:` / `Out[ ]:`
+    import jinja2
+    from nbconvert import HTMLExporter
+    return HTMLExporter(
+        extra_loaders=[jinja2.DictLoader({'site.html.j2': _TEMPLATE})],
+        template_file='site.html.j2',
+        # no empty `In [ ]:` / `Out[ ]:`
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
 
 def render_notebook(nb, title, exporter=None):
-    "HTML page (with `<!--SITE-HEAD-->` and `<!--SITE-NAV-->` slots) of a notebook dict from its saved outputs, and whether it needs plotly.js."
-    from nbformat import reads; nb, n_plotly = static_outputs(nb)                 # reads: list sources joined, old formats upgraded
-    page, _ = (exporter or html_exporter()).from_notebook_node(reads(json.dumps(nb), as_version=4), resources={'metadata': {'name': title}})
+    """HTML page (with `<!--SITE-HEAD-->` and `<!--SITE-NAV-->` slots) of a notebook dict from its saved
+    outputs, and whether it needs plotly.js."""
+    # reads: list sources joined, old formats upgraded
+    from nbformat import reads
+
+    nb, n_plotly = static_outputs(nb)
+    page, _ = (exporter or html_exporter()).from_notebook_node(
+        reads(json.dumps(nb), as_version=4), resources={'metadata': {'name': title}}
+    )
     return page, n_plotly > 0
 
 def _shell(title, body):
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8" />\n<title>{html.escape(title)}</title>\n<!--SITE-HEAD-->\n'
-            '</head>\n<body class="jp-Notebook">\n<main>\n<!--SITE-NAV-->\n<div class="jp-RenderedHTMLCommon jp-RenderedMarkdown '
-            f'jp-MarkdownOutput">\n{body}\n</div>\n<!--SITE-NAV-->\n</main>\n</body>\n</html>\n')
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8" '
+        f'/>\n<title>{html.escape(title)}</title>\n<!--SITE-HEAD-->\n'
+        '</head>\n<body class="jp-Notebook">\n<main>\n<!--SITE-NAV-->\n<div class="jp-RenderedHTMLCommon '
+        'jp-RenderedMarkdown '
+        f'jp-MarkdownOutput">\n{body}\n</div>\n<!--SITE-NAV-->\n</main>\n</body>\n</html>\n'
+    )
 
-def _md2html(text): from nbconvert.filters.markdown_mistune import markdown2html_mistune; return markdown2html_mistune(text)
+def _md2html(text):
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    return markdown2html_mistune(text)
 
 def render_markdown(text, title):
     "HTML page (same slots) of a markdown document, its equations as MathML."
@@ -185,58 +241,94 @@ def render_markdown(text, title):
 
 # %% ../nbs/53_site.ipynb #94a12c18
 def _fix_links(page, src_dir, targets, root, out, missing):
-    "Point local href/src at site pages (`targets`: source path → page) or at copies under `files/`; dead links go to '#'."
+    """Point local href/src at site pages (`targets`: source path → page) or at copies under `files/`; dead
+    links go to '#'."""
     def fix(m):
         url = html.unescape(m[3])
         if not url or re.match(r'[a-zA-Z][\w+.-]*:|//|#', url): return m[0]
         path, _, anchor = url.partition('#')
         target = (src_dir / unquote(path)).resolve()
-        if target in targets: new = targets[target] + (f'#{anchor}' if anchor else '')
+        if target in targets:
+            new = targets[target] + (f'#{anchor}' if anchor else '')
         elif target.is_file() and target.is_relative_to(root):
             new = 'files/' + target.relative_to(root).as_posix()
-            (out / new).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(target, out / new)
-        else: missing.append(url); new = '#'
+            (out / new).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(target, out / new)
+        else:
+            missing.append(url)
+            new = '#'
         return f'{m[1]}{m[2]}="{html.escape(new)}"'
-    return re.sub(r'(<[a-zA-Z][^<>]*?\b)(href|src)="([^"]*)"', fix, page)     # in tags only: code text has &lt; but raw "
+    # in tags only: code text has &lt; but raw "
+    return re.sub(r'(<[a-zA-Z][^<>]*?\b)(href|src)="([^"]*)"', fix, page)
 
 def _finish(page, pages, i, plotly=False):
-    "Fill the page's slots: stylesheet (and plotly.js) in the head, a prev / contents / next bar above and below."
-    prev = f'<a href="{pages[i - 1].name}">← {html.escape(pages[i - 1].title)}</a>' if i > 0 else '<span></span>'
-    nxt = f'<a href="{pages[i + 1].name}">{html.escape(pages[i + 1].title)} →</a>' if i + 1 < len(pages) else '<span></span>'
-    head = '<link rel="stylesheet" href="assets/site.css">' + ('\n<script src="assets/plotly.min.js"></script>' if plotly else '')
-    return page.replace('<!--SITE-HEAD-->', head).replace('<!--SITE-NAV-->', f'<nav class="site-nav">{prev}<a href="index.html">Contents</a>{nxt}</nav>')
+    """Fill the page's slots: stylesheet (and plotly.js) in the head, a prev / contents / next bar above and
+    below."""
+    prev = (
+        f'<a href="{pages[i - 1].name}">← {html.escape(pages[i - 1].title)}</a>' if i > 0 else '<span></span>'
+    )
+    nxt = (
+        f'<a href="{pages[i + 1].name}">{html.escape(pages[i + 1].title)} →</a>'
+        if i + 1 < len(pages)
+        else '<span></span>'
+    )
+    head = '<link rel="stylesheet" href="assets/site.css">' + (
+        '\n<script src="assets/plotly.min.js"></script>' if plotly else ''
+    )
+    return page.replace('<!--SITE-HEAD-->', head).replace(
+        '<!--SITE-NAV-->', f'<nav class="site-nav">{prev}<a href="index.html">Contents</a>{nxt}</nav>'
+    )
 
 _SITE_CSS = """main { max-width: 1100px; margin: 0 auto; padding: 1em; } .widget-note { font-style: italic; color: #555; }
 nav.site-nav { display: flex; justify-content: space-between; gap: 1em; margin: .5em 0 1.5em; padding: .5em 1em;
-  background: #f3f3f3; border-radius: 4px; font: 14px sans-serif; } ul.site-index li { margin-bottom: .4em; }"""
+  background: #f3f3f3; border-radius: 4px; font: 14px sans-serif; } ul.site-index li { margin-bottom: .4em; }"""  # noqa: E501 (css)
 def _write_assets(exporter, out, plotly):
-    static = next(Path(p) / 'static' for p in exporter.template_paths if (Path(p) / 'static' / 'index.css').exists())
-    css = '\n'.join((static / f).read_text(encoding='utf-8') for f in ('index.css', 'theme-light.css')) + _SITE_CSS
-    (out / 'assets').mkdir(parents=True, exist_ok=True); (out / 'assets' / 'site.css').write_text(css, encoding='utf-8')
-    if plotly: shutil.copy2(Path(__import__('plotly').__file__).parent / 'package_data' / 'plotly.min.js', out / 'assets' / 'plotly.min.js')
+    static = next(
+        Path(p) / 'static' for p in exporter.template_paths if (Path(p) / 'static' / 'index.css').exists()
+    )
+    css = (
+        '\n'.join((static / f).read_text(encoding='utf-8') for f in ('index.css', 'theme-light.css'))
+        + _SITE_CSS
+    )
+    (out / 'assets').mkdir(parents=True, exist_ok=True)
+    (out / 'assets' / 'site.css').write_text(css, encoding='utf-8')
+    if plotly:
+        shutil.copy2(
+            Path(__import__('plotly').__file__).parent / 'package_data' / 'plotly.min.js',
+            out / 'assets' / 'plotly.min.js',
+        )
 
 # %% ../nbs/53_site.ipynb #1402486a
-def _inline_md(s): return re.sub(r'^<p>|</p>$|</?a\b[^>]*>|<img\b[^>]*>', '', _md2html(s).strip())   # no links or pictures in a summary
+# no links or pictures in a summary
+def _inline_md(s): return re.sub(r'^<p>|</p>$|</?a\b[^>]*>|<img\b[^>]*>', '', _md2html(s).strip())
 
 def _numbered(pages):
     "Index numbers '1.3', 'A.2', … for lessons (by section) and assignments, in reading order."
     heads, nums, count = list(dict.fromkeys(p.section for p in pages if p.kind == 'lesson')), {}, {}
     for p in (p for p in pages if p.kind != 'guide'):
         label = str(heads.index(p.section) + 1) if p.kind == 'lesson' else 'A'
-        count[label] = count.get(label, 0) + 1; nums[p.name] = f'{label}.{count[label]}'
+        count[label] = count.get(label, 0) + 1
+        nums[p.name] = f'{label}.{count[label]}'
     return nums
 
 def index_page(pages):
-    "The site's contents page: introduction, numbered curriculum sections, assignments and guides (title and summary each)."
+    """The site's contents page: introduction, numbered curriculum sections, assignments and guides (title and
+    summary each)."""
     nums, parts = _numbered(pages), []
     heads = list(dict.fromkeys(p.section for p in pages if p.kind == 'lesson'))
     for sec in dict.fromkeys(p.section for p in pages):
-        items = ''.join(f'<li><a href="{p.name}">{(nums.get(p.name, "") + " ").lstrip()}{html.escape(p.title)}</a>'
-                        f'{"<br>" + _inline_md(p.summary) if p.summary else ""}</li>\n' for p in pages if p.section == sec)
+        items = ''.join(
+            f'<li><a href="{p.name}">{(nums.get(p.name, "") + " ").lstrip()}{html.escape(p.title)}</a>'
+            f'{"<br>" + _inline_md(p.summary) if p.summary else ""}</li>\n'
+            for p in pages
+            if p.section == sec
+        )
         head = f'{heads.index(sec) + 1}. {sec}' if sec in heads else sec
         parts.append(f'<h2>{html.escape(head)}</h2>\n<ul class="site-index">\n{items}</ul>')
-    intro = ('<p>Offline copy of the hybridlat lessons, rendered from the saved notebooks: open them in Jupyter '
-             '(<code>jupyter lab nbs/</code>) to run them. Formulas are shown as LaTeX source.</p>')
+    intro = (
+        '<p>Offline copy of the hybridlat lessons, rendered from the saved notebooks: open them in Jupyter '
+        '(<code>jupyter lab nbs/</code>) to run them. Formulas are shown as LaTeX source.</p>'
+    )
     return _shell('hybridlat: contents', '<h1>hybridlat: contents</h1>\n' + intro + '\n'.join(parts))
 
 # %% ../nbs/53_site.ipynb #fb87dae5
@@ -253,10 +345,14 @@ def _executed(nb, folder, name, warnings):
     "The executed copy `folder/name` of a notebook when its cells are those of `nb`, else `nb`."
     done = read_nb(Path(folder) / name) if (Path(folder) / name).exists() else nb
     if [_src(c['source']) for c in done['cells']] == [_src(c['source']) for c in nb['cells']]: return done
-    warnings.append(f'{name}: the executed copy in {folder} is out of date (its cells differ); using the saved notebook'); return nb
+    warnings.append(
+        f'{name}: the executed copy in {folder} is out of date (its cells differ); using the saved notebook'
+    )
+    return nb
 
 def _render(page, exporter, executed, student_copy, warnings):
-    if page.kind == 'guide': return render_markdown(page.source.read_text(encoding='utf-8'), page.title), False
+    if page.kind == 'guide':
+        return render_markdown(page.source.read_text(encoding='utf-8'), page.title), False
     nb = read_nb(page.source)
     if page.kind == 'assignment': nb = _student(nb, page.source.name, student_copy)
     elif executed: nb = _executed(nb, executed, page.source.name, warnings)
@@ -265,35 +361,75 @@ def _render(page, exporter, executed, student_copy, warnings):
 _MARK = '.hybridlat-site'
 @dataclass
 class Site:
-    "What `build_site` made: the folder, its pages, warnings (dead links, stale executed copies), build time and size."
-    out: Path; pages: list; warnings: list; seconds: float; size: int = 0
-    def __repr__(self): return (f'{self.out}: index + {len(self.pages)} pages, {self.size / 1e6:.1f} MB, built in {self.seconds:.1f} s'
-                                + ''.join(f'\n  warning: {w}' for w in self.warnings))
+    """What `build_site` made: the folder, its pages, warnings (dead links, stale executed copies), build time
+    and size."""
+    out: Path
+    pages: list
+    warnings: list
+    seconds: float
+    size: int = 0
+    def __repr__(self):
+        return (
+            f'{self.out}: index + {len(self.pages)} pages, {self.size / 1e6:.1f} MB, built in '
+            f'{self.seconds:.1f} s'
+            + ''.join(f'\n  warning: {w}' for w in self.warnings)
+        )
 
-def build_site(out='_site', nbs='nbs', guides=('README.md', 'docs/*.md', 'data/*.md'), lessons=None, assignments=None,
-               executed=None, student_copy=None, progress=True):
-    "Render lessons, student copies of the assignments and markdown guides into the offline site `out`; returns a `Site`."
+def build_site(
+    out='_site',
+    nbs='nbs',
+    guides=('README.md', 'docs/*.md', 'data/*.md'),
+    lessons=None,
+    assignments=None,
+    executed=None,
+    student_copy=None,
+    progress=True,
+):
+    """Render lessons, student copies of the assignments and markdown guides into the offline site `out`;
+    returns a `Site`."""
     from tqdm.auto import tqdm
     t0, out, nbs = time.time(), Path(out), Path(nbs)
-    if out.exists() and not (out / _MARK).exists(): raise ValueError(f'{out} exists and is not a site built by hybridlat.site: refusing to replace it')
-    pages, warnings, exporter, root = site_pages(nbs, guides, lessons, assignments), [], html_exporter(), nbs.resolve().parent
-    targets = {p.source.resolve(): p.name for p in pages} | {nbs.resolve(): 'index.html', (nbs / 'assignments').resolve(): 'index.html'}
+    if out.exists() and not (out / _MARK).exists():
+        raise ValueError(f'{out} exists and is not a site built by hybridlat.site: refusing to replace it')
+    pages, warnings, exporter, root = (
+        site_pages(nbs, guides, lessons, assignments),
+        [],
+        html_exporter(),
+        nbs.resolve().parent,
+    )
+    targets = {p.source.resolve(): p.name for p in pages} | {
+        nbs.resolve(): 'index.html',
+        (nbs / 'assignments').resolve(): 'index.html',
+    }
     all_pages, plotly = [Page(None, 'index.html', 'Contents', kind='index'), *pages], False
-    out.parent.mkdir(parents=True, exist_ok=True); tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent)); tmp.chmod(0o755)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
+    tmp.chmod(0o755)
     try:
         for i, page in enumerate(tqdm(all_pages, desc='site', disable=not progress)):
-            if i == 0: body, needs = index_page(pages), False        # the index's links are site names already
+            if i == 0:
+                body, needs = index_page(pages), False  # the index's links are site names already
             else:
                 body, needs = _render(page, exporter, executed, student_copy, warnings)
                 body = _fix_links(body, page.source.parent, targets, root, tmp, missing := [])
-                warnings += [f'{page.source.relative_to(root)}: link to a missing file {u!r}' for u in missing]
-            (tmp / page.name).write_text(_finish(body, all_pages, i, needs), encoding='utf-8'); plotly |= needs
-        _write_assets(exporter, tmp, plotly); (tmp / _MARK).write_text('built by hybridlat.site.build_site; replaced on every build\n')
-        old = out.with_name(f'.{out.name}.old-{os.getpid()}')            # swap in: two renames, `out` is never half-written
+                warnings += [
+                    f'{page.source.relative_to(root)}: link to a missing file {u!r}' for u in missing
+                ]
+            (tmp / page.name).write_text(_finish(body, all_pages, i, needs), encoding='utf-8')
+            plotly |= needs
+        _write_assets(exporter, tmp, plotly)
+        (tmp / _MARK).write_text('built by hybridlat.site.build_site; replaced on every build\n')
+        # swap in: two renames, `out` is never half-written
+        old = out.with_name(f'.{out.name}.old-{os.getpid()}')
         if out.exists(): out.rename(old)
-        tmp.rename(out); shutil.rmtree(old, ignore_errors=True)
-    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
-    return Site(out, pages, warnings, time.time() - t0, sum(f.stat().st_size for f in out.rglob('*') if f.is_file()))
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Site(
+        out, pages, warnings, time.time() - t0, sum(f.stat().st_size for f in out.rglob('*') if f.is_file())
+    )
 
 # %% ../nbs/53_site.ipynb #4c99365e
 _REMOTE_CSS = re.compile(r'@import|url\(\s*[\'"]?(?:https?:)?//', re.I)
@@ -301,41 +437,68 @@ _REF = re.compile(r'<(\w+)\s[^>]*?\b(href|src)\s*=\s*(?:"([^"]*)"|\'([^\']*)\')'
 
 def _page_problems(page, out, links):
     text, rel, problems = page.read_text(encoding='utf-8'), page.relative_to(out).as_posix(), []
-    for tag, attr, url in ((m[1].lower(), m[2], html.unescape(m[3] or m[4] or '')) for m in _REF.finditer(text)):
-        if re.match(r'(https?:)?//', url, re.I) and tag != 'a': problems.append(f'{rel}: <{tag} {attr}="{url}"> loads from the internet')
+    for tag, attr, url in (
+        (m[1].lower(), m[2], html.unescape(m[3] or m[4] or '')) for m in _REF.finditer(text)
+    ):
+        if re.match(r'(https?:)?//', url, re.I) and tag != 'a':
+            problems.append(f'{rel}: <{tag} {attr}="{url}"> loads from the internet')
         if re.match(r'[a-zA-Z][\w+.-]*:|//|#|\?', url): continue     # web, data:, mailto:, anchors
         target = (page.parent / unquote(re.split(r'[#?]', url)[0])).resolve()
         if not target.is_relative_to(out.resolve()) or not target.is_file():
             problems.append(f'{rel}: {attr}="{url}" is not a file in the site')
         elif target.suffix == '.html': links.setdefault(page.resolve(), []).append(target)
-    return problems + [f'{rel}: a <style> loads from the internet' for css in re.findall(r'<style[^>]*>(.*?)</style>', text, re.S) if _REMOTE_CSS.search(css)]
+    return problems + [
+        f'{rel}: a <style> loads from the internet'
+        for css in re.findall(r'<style[^>]*>(.*?)</style>', text, re.S)
+        if _REMOTE_CSS.search(css)
+    ]
 
 def check_site(out='_site'):
-    "What would break offline in the site `out`: unreachable pages, dead local links, remote scripts/styles. [] when fine."
+    """What would break offline in the site `out`: unreachable pages, dead local links, remote scripts/styles.
+    [] when fine."""
     out = Path(out)
     if not (out / 'index.html').is_file(): return [f'{out / "index.html"} does not exist']
     pages, links, problems = sorted(out.rglob('*.html')), {}, []
     for page in pages: problems += _page_problems(page, out, links)
-    problems += [f'{c.relative_to(out)}: loads from the internet' for c in out.rglob('*.css') if _REMOTE_CSS.search(c.read_text(encoding='utf-8'))]
+    problems += [
+        f'{c.relative_to(out)}: loads from the internet'
+        for c in out.rglob('*.css')
+        if _REMOTE_CSS.search(c.read_text(encoding='utf-8'))
+    ]
     seen, todo = set(), [(out / 'index.html').resolve()]
-    while todo: p = todo.pop(); todo += [] if p in seen else links.get(p, []); seen.add(p)
-    return problems + [f'{p.relative_to(out)}: not reachable from index.html' for p in pages if p.resolve() not in seen]
+    while todo:
+        p = todo.pop()
+        todo += [] if p in seen else links.get(p, [])
+        seen.add(p)
+    return problems + [
+        f'{p.relative_to(out)}: not reachable from index.html' for p in pages if p.resolve() not in seen
+    ]
 
 # %% ../nbs/53_site.ipynb #2ffff934
 def run_notebook(path, skip=('slow', 'cuda'), keep=None):
-    "Execute a notebook top to bottom like `nbdev_test` (cells flagged `skip` not run); its record {seconds, ok, error, skipped}."
-    from execnb.nbio import read_nb as _read, write_nb; from execnb.shell import CaptureShell; from nbdev.process import extract_directives
+    """Execute a notebook top to bottom like `nbdev_test` (cells flagged `skip` not run); its record {seconds,
+    ok, error, skipped}."""
+    from execnb.nbio import read_nb as _read, write_nb
+    from execnb.shell import CaptureShell
+    from nbdev.process import extract_directives
     nb, skipped, error = _read(path := Path(path).resolve()), {}, ''
     def _skip(cell):
         if cell.cell_type != 'code': return True
         d = extract_directives(cell, remove=False)
-        hit = [f for f in skip if f in d] + (['eval: false'] if d.get('eval:', [''])[0].lower() == 'false' else [])
+        hit = [f for f in skip if f in d] + (
+            ['eval: false'] if d.get('eval:', [''])[0].lower() == 'false' else []
+        )
         for f in hit: skipped[f] = skipped.get(f, 0) + 1
-        return bool(hit) or 'nbdev_export' + '(' in cell.source         # split, or nbdev_test would skip this cell
+        return bool(hit) or 'nbdev_export' + '(' in cell.source  # split, or nbdev_test would skip this cell
     cwd, t0 = os.getcwd(), time.perf_counter()
-    try: os.chdir(path.parent); CaptureShell(path).run_all(nb, exc_stop=True, preproc=_skip)
-    except Exception as e: error = (f'{type(e).__name__}: {e}'.strip().splitlines() or [''])[0][:300]
-    finally: os.chdir(cwd); seconds = time.perf_counter() - t0
+    try:
+        os.chdir(path.parent)
+        CaptureShell(path).run_all(nb, exc_stop=True, preproc=_skip)
+    except Exception as e:
+        error = (f'{type(e).__name__}: {e}'.strip().splitlines() or [''])[0][:300]
+    finally:
+        os.chdir(cwd)
+        seconds = time.perf_counter() - t0
     if keep:
         with _atomic(Path(keep) / path.name) as tmp: write_nb(nb, tmp)
     return dict(seconds=round(seconds, 1), ok=not error, error=error, skipped=skipped)
@@ -349,31 +512,63 @@ def _machine():
 def _run_fresh(path, skip, keep, env, timeout):
     code = ('import json; from hybridlat.site import run_notebook; '
             f'print("@@" + json.dumps(run_notebook({str(path)!r}, {tuple(skip)!r}, {keep!r})))')
-    try: r = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired: return dict(seconds=float(timeout), ok=False, error=f'stopped after {timeout} s', skipped={})
+    try:
+        r = subprocess.run(
+            [sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return dict(seconds=float(timeout), ok=False, error=f'stopped after {timeout} s', skipped={})
     found = [l[2:] for l in r.stdout.splitlines() if l.startswith('@@')]
-    return json.loads(found[-1]) if found else dict(seconds=None, ok=False, error=(r.stderr.strip().splitlines() or ['no result'])[-1][:300], skipped={})
+    return (
+        json.loads(found[-1])
+        if found
+        else dict(
+            seconds=None,
+            ok=False,
+            error=(r.stderr.strip().splitlines() or ['no result'])[-1][:300],
+            skipped={},
+        )
+    )
 def _name(p, nbs): return Path(os.path.relpath(Path(p).resolve(), Path(nbs).resolve())).as_posix()
 
-def notebook_times(paths=None, out=None, nbs='nbs', skip=('slow', 'cuda'), keep=None, note='', timeout=1800, progress=True):
-    "Wall time of each notebook (default: lessons then assignments) run top to bottom in a fresh process; written as JSON to `out` (default docs/notebook_times.json)."
-    from tqdm.auto import tqdm; nbs = Path(nbs)
-    paths = [Path(p) for p in paths] if paths else curriculum(nbs) + sorted((nbs / 'assignments').glob('*.ipynb'))
+def notebook_times(
+    paths=None, out=None, nbs='nbs', skip=('slow', 'cuda'), keep=None, note='', timeout=1800, progress=True
+):
+    """Wall time of each notebook (default: lessons then assignments) run top to bottom in a fresh process;
+    written as JSON to `out` (default docs/notebook_times.json)."""
+    from tqdm.auto import tqdm
+
+    nbs = Path(nbs)
+    paths = (
+        [Path(p) for p in paths] if paths else curriculum(nbs) + sorted((nbs / 'assignments').glob('*.ipynb'))
+    )
     env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'} | {'OMP_NUM_THREADS': '1'}
     keep, load = keep and str(Path(keep).resolve()), [round(x, 2) for x in os.getloadavg()]
     records = [{'notebook': _name(p, nbs), **_run_fresh(p.resolve(), skip, keep, env, timeout)}
                for p in tqdm(paths, desc='notebooks', disable=not progress)]
-    how = (f"each notebook top to bottom in a fresh python process with execnb's CaptureShell (as nbdev_test runs it), "
-           f"OMP_NUM_THREADS=1, IN_TEST not set (student sizes); cells flagged {' / '.join(skip)} or eval: false not run (counted in 'skipped')")
-    machine = _machine() | dict(load_average_before=load, load_average_after=[round(x, 2) for x in os.getloadavg()])
-    result = dict(date=datetime.now(timezone.utc).isoformat(timespec='seconds'), machine=machine, how=how, note=note,
-                  total_seconds=round(sum(r['seconds'] or 0 for r in records), 1), notebooks=records)
+    how = (
+        f"each notebook top to bottom in a fresh python process with execnb's CaptureShell (as nbdev_test "
+        f"runs it), "
+        f"OMP_NUM_THREADS=1, IN_TEST not set (student sizes); cells flagged {' / '.join(skip)} or eval: "
+        f"false not run (counted in 'skipped')"
+    )
+    machine = _machine() | dict(
+        load_average_before=load, load_average_after=[round(x, 2) for x in os.getloadavg()]
+    )
+    result = dict(
+        date=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+        machine=machine,
+        how=how,
+        note=note,
+        total_seconds=round(sum(r['seconds'] or 0 for r in records), 1),
+        notebooks=records,
+    )
     with _atomic(out or nbs.resolve().parent / 'docs' / 'notebook_times.json') as tmp:
         tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
     return result
 
 # %% ../nbs/53_site.ipynb #a1b2c3d5
-OUTPUTS_KEY = 'hybridlat'           # notebook metadata that nbdev_clean keeps (settings.ini: allowed_metadata_keys)
+OUTPUTS_KEY = 'hybridlat'  # notebook metadata that nbdev_clean keeps (settings.ini: allowed_metadata_keys)
 PICTURES = ('image/png', 'image/jpeg', 'image/svg+xml', PLOTLY)
 
 def code_hash(nb):
@@ -388,15 +583,19 @@ def picture_count(nb):
 
 # %% ../nbs/53_site.ipynb #a1b2c3d6
 def outputs_problems(paths):
-    "Notebooks whose saved outputs are missing or were made by other code than they now hold; [] when all fit."
+    """Notebooks whose saved outputs are missing or were made by other code than they now hold; [] when all
+    fit."""
     problems, fix = [], 'run `python -m hybridlat.site outputs {}`'
     for path in map(Path, paths):
         where = os.path.relpath(path)
         nb = read_nb(path)
         stamp = nb.get('metadata', {}).get(OUTPUTS_KEY, {}).get('code')
-        if stamp is None: problems.append(f'{path.name}: its outputs were never saved; ' + fix.format(where))
+        if stamp is None:
+            problems.append(f'{path.name}: its outputs were never saved; ' + fix.format(where))
         elif stamp != code_hash(nb):
-            problems.append(f'{path.name}: its code changed after its outputs were saved; ' + fix.format(where))
+            problems.append(
+                f'{path.name}: its code changed after its outputs were saved; ' + fix.format(where)
+            )
     return problems
 
 MAX_WIDTH = 1100                     # px: a page is narrower; wider figures are scaled down when saved
@@ -414,7 +613,8 @@ def _encoded(img, kind, quality=85):
     return base64.b64encode(buf.getvalue()).decode('ascii')
 
 def _lighter(output, big=40_000):
-    "The output with a picture wider than a page scaled down, and a large PNG as JPEG when that halves it (photos)."
+    """The output with a picture wider than a page scaled down, and a large PNG as JPEG when that halves it
+    (photos)."""
     from PIL import Image
     data = output.get('data', {})
     kind = next((k for k in ('image/png', 'image/jpeg') if k in data), None)
@@ -433,13 +633,15 @@ def _lighter(output, big=40_000):
     return {**output, 'data': data, 'metadata': meta}
 
 def _kept(output):
-    "An executed output as saved: stderr (progress bars, warnings) dropped, execution count cleared, photos as JPEG."
+    """An executed output as saved: stderr (progress bars, warnings) dropped, execution count cleared, photos
+    as JPEG."""
     if output.get('output_type') == 'stream' and output.get('name') == 'stderr': return None
     output = {**output, 'execution_count': None} if 'execution_count' in output else output
     return _lighter(output) if 'data' in output else output
 
 def save_outputs(path, executed):
-    "Copy the outputs of `executed` (a run of the notebook `path`, same cells) into `path`, stamped with its code hash."
+    """Copy the outputs of `executed` (a run of the notebook `path`, same cells) into `path`, stamped with its
+    code hash."""
     nb, done = read_nb(path), read_nb(executed)
     if [_src(c['source']) for c in done['cells']] != [_src(c['source']) for c in nb['cells']]:
         raise ValueError(f'{executed} is not a run of {path}: their cells differ')
@@ -456,7 +658,8 @@ def save_outputs(path, executed):
 
 # %% ../nbs/53_site.ipynb #a1b2c3d7
 def refresh_outputs(paths=None, nbs='nbs', timeout=1800, progress=True):
-    "Run each notebook (default: every lesson) in a fresh process and save its outputs; {name: record + pictures}."
+    """Run each notebook (default: every lesson) in a fresh process and save its outputs; {name: record +
+    pictures}."""
     from tqdm.auto import tqdm
     paths = [Path(p) for p in paths] if paths else curriculum(nbs)
     env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'} | {'OMP_NUM_THREADS': '1'}
@@ -473,55 +676,94 @@ def refresh_outputs(paths=None, nbs='nbs', timeout=1800, progress=True):
 # %% ../nbs/53_site.ipynb #53ca4971
 def _duration(s): return f'{s:.0f} s' if s < 90 else f'{int(s // 60)} min {round(s % 60):02d} s'
 def _time_cell(rec):
-    if not rec or rec.get('seconds') is None: return 'not measured' + (f" ({rec['error']})" if rec and rec.get('error') else '')
+    if not rec or rec.get('seconds') is None:
+        return 'not measured' + (f" ({rec['error']})" if rec and rec.get('error') else '')
     t = _duration(rec['seconds']) if rec['ok'] else f"failed after {_duration(rec['seconds'])}"
     skipped = ', '.join(f"{n} `{f}` cell{'s' * (n > 1)}" for f, n in rec.get('skipped', {}).items())
     return t + (f' (+ {skipped}, not run)' if skipped else '')
 
 def teachers_guide_table(nbs='nbs', times=None):
-    "The teacher's guide's curriculum table (markdown) from the notebooks' titles and summaries and `docs/notebook_times.json`, with how the times were measured."
-    nbs = Path(nbs); times = Path(times or nbs.resolve().parent / 'docs' / 'notebook_times.json')
+    """The teacher's guide's curriculum table (markdown) from the notebooks' titles and summaries and
+    `docs/notebook_times.json`, with how the times were measured."""
+    nbs = Path(nbs)
+    times = Path(times or nbs.resolve().parent / 'docs' / 'notebook_times.json')
     run = json.loads(times.read_text(encoding='utf-8')) if times.exists() else {'notebooks': []}
     recs = {r['notebook']: r for r in run['notebooks']}
-    pages = site_pages(nbs, guides=()); nums = _numbered(pages)
+    pages = site_pages(nbs, guides=())
+    nums = _numbered(pages)
     rows, section = ['| # | notebook | what it teaches | CPU time |', '|---|---|---|---:|'], None
     cell = lambda s: s.replace('|', '\\|')
     for p in pages:
-        if p.section != section: section = p.section; rows.append(f'| | **{cell(section)}** | | |')
+        if p.section != section:
+            section = p.section
+            rows.append(f'| | **{cell(section)}** | | |')
         key = _name(p.source, nbs)
-        rows.append(f"| {nums[p.name]} | `{key.removesuffix('.ipynb')}`: {cell(p.title)} | {cell(p.summary)} | {_time_cell(recs.get(key))} |")
+        rows.append(
+            f"| {nums[p.name]} | `{key.removesuffix('.ipynb')}`: {cell(p.title)} | {cell(p.summary)} | "
+            f"{_time_cell(recs.get(key))} |"
+        )
     if not (m := run.get('machine')): return '\n'.join(rows)
-    return '\n'.join(rows) + (f"\n\nTimes measured {run['date'][:10]} on {m['cores']} cores ({m['cpu']}), torch {m['torch']}, load average "
-                              f"{m['load_average_before'][0]} before and {m['load_average_after'][0]} after: {run['how']}. {run['note']}").rstrip()
+    return (
+        '\n'.join(rows)
+        + (
+            f"\n\nTimes measured {run['date'][:10]} on {m['cores']} cores ({m['cpu']}), torch {m['torch']}, "
+            f"load average "
+            f"{m['load_average_before'][0]} before and {m['load_average_after'][0]} after: "
+            f"{run['how']}. {run['note']}"
+        ).rstrip()
+    )
 
-_BEGIN = '<!-- curriculum table: generated by `python -m hybridlat.site guide` (teachers_guide_table); do not edit by hand -->'
+_BEGIN = ('<!-- curriculum table: generated by `python -m hybridlat.site guide` (teachers_guide_table); '
+          'do not edit by hand -->')
 _END = '<!-- end of the generated curriculum table -->'
 
 def guide_table(text):
     "The generated table inside the text of a teacher's guide."
-    if _BEGIN not in text or _END not in text: raise ValueError("the guide has no generated curriculum table markers")
+    if _BEGIN not in text or _END not in text:
+        raise ValueError("the guide has no generated curriculum table markers")
     return text.split(_BEGIN, 1)[1].split(_END, 1)[0].strip()
 
 def update_teachers_guide(path=None, nbs='nbs', times=None):
     "Rewrite the generated table of the teacher's guide (default `docs/teachers_guide.md`); returns its path."
     path = Path(path or Path(nbs).resolve().parent / 'docs' / 'teachers_guide.md')
-    text, table = path.read_text(encoding='utf-8'), teachers_guide_table(nbs, times); guide_table(text)
-    text = re.sub(f'{re.escape(_BEGIN)}.*?{re.escape(_END)}', lambda m: f'{_BEGIN}\n{table}\n{_END}', text, count=1, flags=re.S)
+    text, table = path.read_text(encoding='utf-8'), teachers_guide_table(nbs, times)
+    guide_table(text)
+    text = re.sub(
+        f'{re.escape(_BEGIN)}.*?{re.escape(_END)}',
+        lambda m: f'{_BEGIN}\n{table}\n{_END}',
+        text,
+        count=1,
+        flags=re.S,
+    )
     with _atomic(path) as tmp: tmp.write_text(text, encoding='utf-8')
     return path
 
 # %% ../nbs/53_site.ipynb #926c67c0
 def main(argv=None):
     "Entry point of `python -m hybridlat.site`."
-    p = argparse.ArgumentParser(prog='python -m hybridlat.site', description='Offline docs site and notebook times for hybridlat.')
-    p.add_argument('command', nargs='?', default='build', choices=('build', 'times', 'guide', 'outputs', 'check'))
-    p.add_argument('notebooks', nargs='*', help='outputs: the notebooks to run and save (default: every lesson)')
-    p.add_argument('-o', '--out', help='build: site folder (default _site); times: JSON file (default docs/notebook_times.json)')
+    p = argparse.ArgumentParser(
+        prog='python -m hybridlat.site', description='Offline docs site and notebook times for hybridlat.'
+    )
+    p.add_argument(
+        'command', nargs='?', default='build', choices=('build', 'times', 'guide', 'outputs', 'check')
+    )
+    p.add_argument(
+        'notebooks', nargs='*', help='outputs: the notebooks to run and save (default: every lesson)'
+    )
+    p.add_argument(
+        '-o',
+        '--out',
+        help='build: site folder (default _site); times: JSON file (default docs/notebook_times.json)',
+    )
     p.add_argument('--nbs', default='nbs', help='notebook folder (default nbs)')
-    p.add_argument('--executed', help='build: take outputs from the executed copies in this folder (times --keep)')
+    p.add_argument(
+        '--executed', help='build: take outputs from the executed copies in this folder (times --keep)'
+    )
     p.add_argument('--keep', help='times: save the executed notebooks in this folder')
     p.add_argument('--run-slow', action='store_true', help='times: run `#| slow` cells too')
-    p.add_argument('--note', default='', help='times: a note kept in the JSON, e.g. how loaded the machine was')
+    p.add_argument(
+        '--note', default='', help='times: a note kept in the JSON, e.g. how loaded the machine was'
+    )
     a = p.parse_args(argv)
     if a.notebooks and a.command != 'outputs': p.error(f'{a.command} takes no notebooks')
     if a.command == 'outputs':
@@ -534,8 +776,10 @@ def main(argv=None):
         print(*problems or ['every lesson has the outputs of its code'], sep='\n')
         return 1 if problems else 0
     if a.command == 'build':
-        site = build_site(a.out or '_site', a.nbs, executed=a.executed); problems = check_site(site.out)
-        print(site, *problems, sep='\n'); return 1 if problems else 0
+        site = build_site(a.out or '_site', a.nbs, executed=a.executed)
+        problems = check_site(site.out)
+        print(site, *problems, sep='\n')
+        return 1 if problems else 0
     if a.command == 'times':
         r = notebook_times(None, a.out, a.nbs, ('cuda',) if a.run_slow else ('slow', 'cuda'), a.keep, a.note)
         print(*(f"{x['notebook']}: {_time_cell(x)}  {x['error']}" for x in r['notebooks']), sep='\n')

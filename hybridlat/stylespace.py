@@ -34,9 +34,11 @@ class StyleLayout:
     def layer_index(self, layer):
         "Index of `layer` (an int in StyleSpace numbering or a name such as 'b16.conv1')."
         if isinstance(layer, str):
-            if layer not in self.names: raise KeyError(f"no style layer {layer!r}; layers are {self.names[:4]}…")
+            if layer not in self.names:
+                raise KeyError(f"no style layer {layer!r}; layers are {self.names[:4]}…")
             return self.names.index(layer)
-        if not 0 <= layer < len(self.names): raise IndexError(f"layer {layer} out of range 0…{len(self.names) - 1}")
+        if not 0 <= layer < len(self.names):
+            raise IndexError(f"layer {layer} out of range 0…{len(self.names) - 1}")
         return int(layer)
 
 # %% ../nbs/07_stylespace.ipynb #a5a624bb
@@ -46,13 +48,15 @@ from fastcore.basics import patch
 def flat_index(self: StyleLayout, layer, channel):
     "Position of `(layer, channel)` in the flat style vector."
     i = self.layer_index(layer)
-    if not 0 <= channel < self.channels[i]: raise IndexError(f"channel {channel} out of range for {self.names[i]} ({self.channels[i]} channels)")
+    if not 0 <= channel < self.channels[i]:
+        raise IndexError(f"channel {channel} out of range for {self.names[i]} ({self.channels[i]} channels)")
     return self.offsets[i] + int(channel)
 
 @patch
 def layer_channel(self: StyleLayout, index):
     "`(layer index, channel)` of flat position `index`."
-    if not 0 <= index < self.n_channels: raise IndexError(f"flat index {index} out of range 0…{self.n_channels - 1}")
+    if not 0 <= index < self.n_channels:
+        raise IndexError(f"flat index {index} out of range 0…{self.n_channels - 1}")
     for i, (start, n) in enumerate(zip(self.offsets, self.channels)):
         if index < start + n: return i, int(index - start)
 
@@ -68,15 +72,18 @@ class StyleCode(Mapping):
     def __init__(self, styles, layout=None):
         styles = OrderedDict(styles)
         self.layout = layout or StyleLayout(tuple(styles), tuple(v.shape[-1] for v in styles.values()))
-        if list(styles) != list(self.layout.names): raise KeyError(f"style layers {list(styles)[:3]}… do not match the layout")
+        if list(styles) != list(self.layout.names):
+            raise KeyError(f"style layers {list(styles)[:3]}… do not match the layout")
         for (n, v), c in zip(styles.items(), self.layout.channels):
-            if v.ndim != 2 or v.shape[1] != c: raise ValueError(f"style {n} must be [N, {c}], got {tuple(v.shape)}")
+            if v.ndim != 2 or v.shape[1] != c:
+                raise ValueError(f"style {n} must be [N, {c}], got {tuple(v.shape)}")
         self._styles = styles
 
     def __getitem__(self, name): return self._styles[name]
     def __iter__(self): return iter(self._styles)
     def __len__(self): return len(self._styles)
-    def __repr__(self): return f'StyleCode(batch={self.batch_size}, layers={len(self)}, channels={self.layout.n_channels})'
+    def __repr__(self):
+        return f'StyleCode(batch={self.batch_size}, layers={len(self)}, channels={self.layout.n_channels})'
     @property
     def batch_size(self): return next(iter(self._styles.values())).shape[0]
 
@@ -150,7 +157,8 @@ def conv_layer_names(layout):
     return [n for n in layout.names if not n.endswith('torgb')]
 
 def deformation_layer_names(layout, count=None):
-    "The coarse/medium conv style layers that carry S_F: the first `count` conv layers (default 10/17 of them)."
+    """The coarse/medium conv style layers that carry S_F: the first `count` conv layers (default 10/17 of
+    them)."""
     conv = conv_layer_names(layout)
     count = round(len(conv) * 10 / 17) if count is None else count
     if not 1 <= count <= len(conv): raise ValueError(f"count must be in 1…{len(conv)}, got {count}")

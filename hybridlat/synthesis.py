@@ -31,26 +31,29 @@ class SynthesisLayer(nn.Module):
         activation='lrelu',             # Activation function.
         resample_filter=(1, 3, 3, 1),   # Low-pass filter to apply when resampling activations.
         conv_clamp=None,                # Clamp the output to ±X, None = disable clamping.
-        channels_last=False,            # Accepted for NVIDIA compatibility; CPU inference runs channels-last anyway.
+        channels_last=False,  # Accepted for NVIDIA compatibility; CPU inference runs channels-last anyway.
     ):
         super().__init__()
         self.in_channels, self.out_channels, self.resolution = in_channels, out_channels, resolution
         self.up, self.use_noise, self.activation, self.conv_clamp = up, use_noise, activation, conv_clamp
         self.padding = kernel_size // 2
         self.act_gain = math.sqrt(2) if activation in ('lrelu', 'relu') else 1.0
-        self.register_buffer('resample_filter', setup_filter(resample_filter))                 # [4, 4]
-        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)                     # A: w → s   [N, I]
-        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))  # [O, I, k, k]
+        self.register_buffer('resample_filter', setup_filter(resample_filter))  # [4, 4]
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)      # A: w → s   [N, I]
+        # [O, I, k, k]
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         if use_noise:
             self.register_buffer('noise_const', torch.randn([resolution, resolution]))         # [H, W]
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))                                  # [O]
 
-    def extra_repr(self): return f'in={self.in_channels}, out={self.out_channels}, resolution={self.resolution}, up={self.up}'
+    def extra_repr(self):
+        return f'in={self.in_channels}, out={self.out_channels}, resolution={self.resolution}, up={self.up}'
 
 # %% ../nbs/05_synthesis.ipynb #f2620df8
 def _noise_bias_lrelu_(x, noise, bias, gain, clamp):
-    "In place: x + noise + bias → leaky ReLU → × gain → clamp to ±clamp; the steps of `bias_act`, without new tensors."
+    """In place: x + noise + bias → leaky ReLU → × gain → clamp to ±clamp; the steps of `bias_act`, without
+    new tensors."""
     if noise is not None: x.add_(noise)
     x.add_(bias.reshape(1, -1, 1, 1))
     F.leaky_relu_(x, 0.2).mul_(gain)
@@ -59,12 +62,14 @@ def _noise_bias_lrelu_(x, noise, bias, gain, clamp):
 # %% ../nbs/05_synthesis.ipynb #a15a6691
 @patch
 def make_noise(self: SynthesisLayer, batch_size, noise_mode='const', noise=None):
-    "The noise map added after the convolution, [N or 1, 1, H, W] (already scaled by `noise_strength`), or None."
+    """The noise map added after the convolution, [N or 1, 1, H, W] (already scaled by `noise_strength`), or
+    None."""
     if not self.use_noise or (noise is None and noise_mode == 'none'): return None
     if noise is None and noise_mode == 'random':
         noise = torch.randn([batch_size, 1, self.resolution, self.resolution], device=self.weight.device)
     elif noise is None:
-        if noise_mode != 'const': raise ValueError(f"noise_mode must be 'const', 'random' or 'none', got {noise_mode!r}")
+        if noise_mode != 'const':
+            raise ValueError(f"noise_mode must be 'const', 'random' or 'none', got {noise_mode!r}")
         noise = self.noise_const[None, None]
     return noise * self.noise_strength
 
@@ -75,7 +80,7 @@ def forward(self: SynthesisLayer, x, styles, noise_mode='const', noise=None, fus
                          resample_filter=self.resample_filter, fused=fused_modconv)
     noise = self.make_noise(x.shape[0], noise_mode, noise)
     act_clamp = None if self.conv_clamp is None else self.conv_clamp * gain
-    if self.activation == 'lrelu' and not x.requires_grad:                  # inference: x is ours to overwrite
+    if self.activation == 'lrelu' and not x.requires_grad:  # inference: x is ours to overwrite
         return _noise_bias_lrelu_(x, noise, self.bias, self.act_gain * gain, act_clamp)
     if noise is not None: x = x + noise
     return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=act_clamp)
@@ -93,8 +98,9 @@ class ToRGBLayer(nn.Module):
     ):
         super().__init__()
         self.in_channels, self.out_channels, self.conv_clamp = in_channels, out_channels, conv_clamp
-        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)                     # A: w → s   [N, I]
-        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))  # [3, I, 1, 1]
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)  # A: w → s   [N, I]
+        # [3, I, 1, 1]
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))                                  # [3]
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
 
@@ -116,18 +122,43 @@ class SynthesisBlock(nn.Module):
         is_last,                        # Is this the last block?
         architecture='skip',            # Only 'skip' (StyleGAN2 config-f's generator) is implemented.
         resample_filter=(1, 3, 3, 1),   # Low-pass filter to apply when resampling activations.
-        conv_clamp=None,                # Clamp the output of convolution layers to ±X, None = disable clamping.
+        conv_clamp=None,  # Clamp the output of convolution layers to ±X, None = disable clamping.
         use_fp16=False,                 # Accepted for NVIDIA compatibility; this kit computes in float32.
         fp16_channels_last=False,       # Accepted for NVIDIA compatibility.
         **layer_kwargs,                 # Arguments for SynthesisLayer.
     ):
         super().__init__()
-        if architecture != 'skip': raise ValueError(f"only the 'skip' generator architecture is implemented, got {architecture!r}")
-        self.in_channels, self.out_channels, self.resolution, self.is_last = in_channels, out_channels, resolution, is_last
+        if architecture != 'skip':
+            raise ValueError(f"only the 'skip' generator architecture is implemented, got {architecture!r}")
+        self.in_channels, self.out_channels, self.resolution, self.is_last = (
+            in_channels,
+            out_channels,
+            resolution,
+            is_last,
+        )
         self.register_buffer('resample_filter', setup_filter(resample_filter))
-        if in_channels == 0: self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
-        else: self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2, resample_filter=resample_filter, conv_clamp=conv_clamp, **layer_kwargs)
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, resample_filter=resample_filter, conv_clamp=conv_clamp, **layer_kwargs)
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+        else:
+            self.conv0 = SynthesisLayer(
+                in_channels,
+                out_channels,
+                w_dim,
+                resolution,
+                up=2,
+                resample_filter=resample_filter,
+                conv_clamp=conv_clamp,
+                **layer_kwargs,
+            )
+        self.conv1 = SynthesisLayer(
+            out_channels,
+            out_channels,
+            w_dim,
+            resolution,
+            resample_filter=resample_filter,
+            conv_clamp=conv_clamp,
+            **layer_kwargs,
+        )
         self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
         self.num_conv, self.num_torgb = (1 if in_channels == 0 else 2), 1
 
@@ -136,7 +167,8 @@ class SynthesisBlock(nn.Module):
         names = ['conv1', 'torgb'] if self.in_channels == 0 else ['conv0', 'conv1', 'torgb']
         return [(n, getattr(self, n)) for n in names]
 
-    def extra_repr(self): return f'resolution={self.resolution}, in={self.in_channels}, out={self.out_channels}'
+    def extra_repr(self):
+        return f'resolution={self.resolution}, in={self.in_channels}, out={self.out_channels}'
 
 # %% ../nbs/05_synthesis.ipynb #8c3c35b8
 @patch
@@ -145,19 +177,21 @@ def forward(self: SynthesisBlock, x, img, styles, noise_mode='const', noise=None
     noise = noise or {}
     if self.in_channels == 0:
         x = self.const[None].expand(styles['conv1'].shape[0], -1, -1, -1)                     # [N, C, 4, 4]
-        if x.device.type == 'cpu' and not (torch.is_grad_enabled() and self.const.requires_grad):   # see above
+        if x.device.type == 'cpu' and not (torch.is_grad_enabled() and self.const.requires_grad):  # see above
             x = x.contiguous(memory_format=torch.channels_last)
     else:
         x = self.conv0(x, styles['conv0'], noise_mode, noise.get('conv0'), fused_modconv)      # [N, O, R, R]
     x = self.conv1(x, styles['conv1'], noise_mode, noise.get('conv1'), fused_modconv)          # [N, O, R, R]
     y = self.torgb(x, styles['torgb'], fused_modconv)                                          # [N, 3, R, R]
-    img = y if img is None else upsample2d(img, self.resample_filter) + y                       # skip connection
+    img = y if img is None else upsample2d(img, self.resample_filter) + y  # skip connection
     return x, img
 
 # %% ../nbs/05_synthesis.ipynb #87e1f19b
 class SynthesisNetwork(nn.Module):
-    "StyleGAN2 synthesis network (skip architecture): W+ [N, num_ws, w_dim] or StyleSpace → images [N, 3, R, R]."
-    image_by_image_values = 2 ** 21     # CPU inference renders batches image by image from this feature-map size on
+    """StyleGAN2 synthesis network (skip architecture): W+ [N, num_ws, w_dim] or StyleSpace → images [N, 3, R,
+    R]."""
+    # CPU inference renders batches image by image from this feature-map size on
+    image_by_image_values = 2 ** 21
     def __init__(self,
         w_dim,                  # Intermediate latent (W) dimensionality.
         img_resolution,         # Output image resolution, a power of two in 8…1024.
@@ -175,8 +209,15 @@ class SynthesisNetwork(nn.Module):
         self.block_resolutions = [2 ** i for i in range(2, log2 + 1)]
         self.channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
         for res in self.block_resolutions:
-            block = SynthesisBlock(self.channels[res // 2] if res > 4 else 0, self.channels[res], w_dim, res, img_channels,
-                                   is_last=(res == img_resolution), **block_kwargs)
+            block = SynthesisBlock(
+                self.channels[res // 2] if res > 4 else 0,
+                self.channels[res],
+                w_dim,
+                res,
+                img_channels,
+                is_last=(res == img_resolution),
+                **block_kwargs,
+            )
             setattr(self, f'b{res}', block)
         self.num_ws = sum(self.block(r).num_conv for r in self.block_resolutions) + 1
         self.w_index = self._style_w_indices()
@@ -184,15 +225,21 @@ class SynthesisNetwork(nn.Module):
     def block(self, res): return getattr(self, f'b{res}')
 
     def style_layers(self):
-        "All style-bearing layers in StyleSpace order: [('b4.conv1', layer), ('b4.torgb', layer), ('b8.conv0', layer), …]."
-        return [(f'b{res}.{n}', l) for res in self.block_resolutions for n, l in self.block(res).style_layers()]
+        """All style-bearing layers in StyleSpace order: [('b4.conv1', layer), ('b4.torgb', layer),
+        ('b8.conv0', layer), …]."""
+        return [
+            (f'b{res}.{n}', l) for res in self.block_resolutions for n, l in self.block(res).style_layers()
+        ]
 
     def _style_w_indices(self):
         "Which of the `num_ws` vectors feeds each style layer (toRGB shares the next conv0's w)."
         idx, out = 0, OrderedDict()
         for name, _ in self.style_layers():
-            if name.endswith('torgb'): out[name] = idx
-            else: out[name] = idx; idx += 1
+            if name.endswith('torgb'):
+                out[name] = idx
+            else:
+                out[name] = idx
+                idx += 1
         return out
 
 # %% ../nbs/05_synthesis.ipynb #abd4f59a
@@ -224,19 +271,24 @@ def _image_by_image(synthesis, styles):
 
 @patch
 def forward_styles(self: SynthesisNetwork, styles, noise_mode='const', noise=None, fused_modconv=None):
-    "Render images [N, 3, R, R] from styles {layer name: [N, C]}; `noise` optionally {layer name: [N|1, 1, H, W]}."
+    """Render images [N, 3, R, R] from styles {layer name: [N, C]}; `noise` optionally {layer name: [N|1, 1,
+    H, W]}."""
     missing = [n for n, _ in self.style_layers() if n not in styles]
     if missing: raise KeyError(f"styles lack layers {missing[:3]}{'…' if len(missing) > 3 else ''}")
     N = styles['b4.conv1'].shape[0]
     if fused_modconv is None and N > 1 and _image_by_image(self, styles):
-        return torch.cat([self.forward_styles(_sample(styles, i, N), noise_mode, _sample(noise or {}, i, N), True)
-                          for i in range(N)])
+        return torch.cat(
+            [
+                self.forward_styles(_sample(styles, i, N), noise_mode, _sample(noise or {}, i, N), True)
+                for i in range(N)
+            ]
+        )
     by_block, noise_by_block = _split_by_block(styles), _split_by_block(noise or {})
     if fused_modconv is None: fused_modconv = N == 1
     x = img = None
     for res in self.block_resolutions:
         x, img = self.block(res)(x, img, by_block[res], noise_mode, noise_by_block.get(res), fused_modconv)
-    return img.contiguous()                                                  # [N, 3, R, R] in the default layout
+    return img.contiguous()  # [N, 3, R, R] in the default layout
 
 @patch
 def forward(self: SynthesisNetwork, ws, noise_mode='const', noise=None, fused_modconv=None):

@@ -39,7 +39,9 @@ def latent_scales(G, layers, n=2048, seed=0):
 @torch.no_grad()
 def synthetic_pairs(G, n, layers, motion=1.0, truncation_psi=0.8):
     "(source [n,3,R,R], driving [n,3,R,R], W_ID [n,num_ws,w_dim], S_F {layer: [n,C]}) with known latents."
-    ws = G.mapping(torch.randn(2 * n, G.z_dim, device=G.mapping.w_avg.device), None, truncation_psi=truncation_psi)
+    ws = G.mapping(
+        torch.randn(2 * n, G.z_dim, device=G.mapping.w_avg.device), None, truncation_psi=truncation_psi
+    )
     w1, w2 = ws[:n], ws[n:]                                                 # [n, num_ws, w_dim] each
     s1, s2 = w_plus_to_s(G, w1), w_plus_to_s(G, w2)
     u = torch.rand(n, 1, device=ws.device) * motion                        # [n, 1]: how far towards face 2
@@ -193,7 +195,8 @@ def motion_pairs(G, n, layers, directions, strength=1.0, truncation_psi=0.8, ret
 @torch.no_grad()
 def cross_triples(G, n, layers, directions, strength=1.0, source_strength=0.5, truncation_psi=0.8,
                   return_strengths=False):
-    "(source, driving, target [n,3,R,R], W_ID [n,num_ws,w_dim], S_F {layer: [n,C]}): person a moved as b moves; + strengths."
+    """(source, driving, target [n,3,R,R], W_ID [n,num_ws,w_dim], S_F {layer: [n,C]}): person a moved as b
+    moves; + strengths."""
     _check_layers(directions, layers)
     dev = G.mapping.w_avg.device
     ws = G.mapping(torch.randn(2 * n, G.z_dim, device=dev), None, truncation_psi=truncation_psi)
@@ -269,8 +272,11 @@ def choose_pair_kind(kind, G, layers, motion='faces128'):
     return ('motion' if kind == 'auto' else kind), directions
 
 # %% ../nbs/40b_synthetic_pairs.ipynb #c5a0e006
-def generated_items(G, n, layers, kind='motion', directions=None, motion=1.0, strength=1.0, truncation_psi=0.8):
-    "(source, driving, target, W_ID, S_F) of `generated_pairs` (target = driving) or, for 'cross', n//2 motion pairs then cross triples."
+def generated_items(
+    G, n, layers, kind='motion', directions=None, motion=1.0, strength=1.0, truncation_psi=0.8
+):
+    """(source, driving, target, W_ID, S_F) of `generated_pairs` (target = driving) or, for 'cross', n//2
+    motion pairs then cross triples."""
     if kind != 'cross':
         src, drv, w, s_f = generated_pairs(G, n, layers, kind, directions, motion, strength, truncation_psi)
         return src, drv, drv, w, s_f
@@ -281,7 +287,8 @@ def generated_items(G, n, layers, kind='motion', directions=None, motion=1.0, st
 
 # %% ../nbs/40b_synthetic_pairs.ipynb #377ed4ef
 def latent_loss(w_id, s_f, w_true, s_true, scales):
-    "Unit-free MSE of the last len(w_true) rows of W_ID [N,num_ws,w_dim] and S_F {layer: [N,C]} vs the true latents."
+    """Unit-free MSE of the last len(w_true) rows of W_ID [N,num_ws,w_dim] and S_F {layer: [N,C]} vs the true
+    latents."""
     n = len(w_true)
     lw = ((w_id[-n:] - w_true) / scales['w']).square().mean()
     ls = torch.stack([((s_f[l][-n:] - v) / scales[l]).square().mean() for l, v in s_true.items()]).mean()

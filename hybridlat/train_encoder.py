@@ -27,16 +27,34 @@ from .channels import motion_measures
 from .datasets import FaceDataset, FramePairDataset, augment
 from .discriminator import Discriminator
 from .encoder import encoder_for, load_encoder, render_hybrid, save_encoder
-from .gan_checkpoints import gather_rng, generator_from_checkpoint, load_checkpoint as load_gan_checkpoint, seed_all, set_rng_state
+from .gan_checkpoints import (gather_rng, generator_from_checkpoint,
+    load_checkpoint as load_gan_checkpoint, seed_all, set_rng_state)
 from .faces import face_landmarks
 from .identity import identity_distance_loss, load_face_net
 from .images import atomic_path, image_grid, save_image, to_uint8
 from .latents import generator_fingerprint
 from .metrics import ms_ssim
-from .synthetic_pairs import (PAIR_KINDS, choose_pair_kind, generated_items, latent_loss, latent_scales,
-                                       load_motion_directions)
-from .train_gan import (_field, ResumableSampler, add_config_flags, all_mean, append_log, d_logistic_loss, g_nonsaturating_loss,
-                                 init_distributed, read_log, step_optimizer, trim_log)
+from hybridlat.synthetic_pairs import (
+    PAIR_KINDS,
+    choose_pair_kind,
+    generated_items,
+    latent_loss,
+    latent_scales,
+    load_motion_directions,
+)
+from hybridlat.train_gan import (
+    _field,
+    ResumableSampler,
+    add_config_flags,
+    all_mean,
+    append_log,
+    d_logistic_loss,
+    g_nonsaturating_loss,
+    init_distributed,
+    read_log,
+    step_optimizer,
+    trim_log,
+)
 
 # %% ../nbs/41_train_encoder.ipynb #f33a01ef
 @dataclass
@@ -44,7 +62,9 @@ class EncoderTrainConfig:
     "All settings of an encoder training run (plain types: saved as JSON in every checkpoint)."
     batch: int = _field(8, 'total batch size over all processes')
     steps: int = _field(20000, 'optimisation steps')
-    still_fraction: float = _field(0.25, 'share of each batch from the face collection (source = driving = target)')
+    still_fraction: float = _field(
+        0.25, 'share of each batch from the face collection (source = driving = target)'
+    )
     lr: float = _field(1e-4, 'Adam learning rate of the encoder')
     beta1: float = _field(0.9, 'Adam beta1')
     beta2: float = _field(0.999, 'Adam beta2')
@@ -55,17 +75,27 @@ class EncoderTrainConfig:
     msssim_weight: float = _field(0.5, '1 − MS-SSIM')
     feat_weight: float = _field(1.0, 'perceptual distance on D feature maps')
     identity_weight: float = _field(0.1, 'W_ID consistency: two frames of one clip give the same W_ID')
-    face_id_weight: float = _field(0.0, 'face identity: 1 − cosine of the dlib descriptors (torch port) of output and target')
-    mouth_weight: float = _field(0.0, "S_F's strength along the mouth direction regressed onto the expression network's "
-                                 'mouth change from source to driving (needs motion directions)')
+    face_id_weight: float = _field(
+        0.0, 'face identity: 1 − cosine of the dlib descriptors (torch port) of output and target'
+    )
+    mouth_weight: float = _field(
+        0.0,
+        "S_F's strength along the mouth direction regressed onto the expression network's "
+        'mouth change from source to driving (needs motion directions)',
+    )
     yaw_weight: float = _field(0.0, "S_F's strength along the yaw direction regressed onto dlib's head yaw "
                                'change from source to driving, on items whose target is the driving frame '
                                '(needs motion directions)')
     sf_l2_weight: float = _field(0.01, 'S_F regularisation: mean square (small offsets)')
     sf_l1_weight: float = _field(0.01, 'S_F regularisation: mean absolute value (sparse offsets)')
     adv_weight: float = _field(0.0, 'non-saturating adversarial loss from a trainable copy of D (0 = off)')
-    synthetic: int = _field(0, 'generated pairs with known W_ID and S_F added to each process batch (40b_synthetic_pairs; 0 = off)')
-    latent_weight: float = _field(1.0, 'latent regression on the generated pairs (W_ID and S_F in units of their std)')
+    synthetic: int = _field(
+        0,
+        'generated pairs with known W_ID and S_F added to each process batch (40b_synthetic_pairs; 0 = off)',
+    )
+    latent_weight: float = _field(
+        1.0, 'latent regression on the generated pairs (W_ID and S_F in units of their std)'
+    )
     synthetic_motion: float = _field(1.0, 'face pairs: S_F = u·(A(w2) − A(w1)), u ~ U(0, this)')
     synthetic_kind: str = _field('auto', "generated pairs: 'motion' (a face moved along motion directions), "
                                  "'cross' (half motion pairs, half cross-identity triples), "
@@ -75,7 +105,9 @@ class EncoderTrainConfig:
     motion_strength: float = _field(1.0, 'motion pairs: std of each strength, in σ of its direction')
     d_lr: float = _field(1e-4, 'Adam learning rate of the adversarial D')
     augment: bool = _field(True, 'random flip and colour jitter, the same for source and driving')
-    val_clips: str = _field('2', 'clips held out of training (sample grids): a number (drawn) or comma-separated names')
+    val_clips: str = _field(
+        '2', 'clips held out of training (sample grids): a number (drawn) or comma-separated names'
+    )
     seed: int = _field(0, 'random seed')
     workers: int = _field(2, 'data loader worker processes per loader and process')
     n_samples: int = _field(8, 'pairs in each sample grid (held-out clips)')
@@ -84,10 +116,13 @@ class EncoderTrainConfig:
 
 # %% ../nbs/41_train_encoder.ipynb #9f69413f
 def load_networks(spec, device='cpu', need_D=True):
-    "Frozen (G, D) in eval mode: a `hybridlat.pretrained` name, or a `train_gan` checkpoint (G_ema and D). D = None if not needed."
+    """Frozen (G, D) in eval mode: a `hybridlat.pretrained` name, or a `train_gan` checkpoint (G_ema and D). D
+    = None if not needed."""
     if Path(spec).is_file():
-        try: ckpt, G = load_gan_checkpoint(spec), generator_from_checkpoint(spec)
-        except Exception as e: raise ValueError(f'{spec}: not a hybridlat training checkpoint ({e})') from None
+        try:
+            ckpt, G = load_gan_checkpoint(spec), generator_from_checkpoint(spec)
+        except Exception as e:
+            raise ValueError(f'{spec}: not a hybridlat training checkpoint ({e})') from None
         D = Discriminator(**json.loads(ckpt['D_kwargs'])) if need_D else None
         if D is not None: D.load_state_dict(ckpt['D'])
     else:
@@ -98,25 +133,30 @@ def load_networks(spec, device='cpu', need_D=True):
 # %% ../nbs/41_train_encoder.ipynb #e1378e86
 def split_batch(batch_gpu, still_fraction, have_faces=True, have_clips=True):
     "(pairs, stills) per process and step."
-    if not (have_faces or have_clips): raise ValueError('no training data: give a face collection, a clip dataset or both')
+    if not (have_faces or have_clips):
+        raise ValueError('no training data: give a face collection, a clip dataset or both')
     if not 0 <= still_fraction <= 1: raise ValueError(f'still_fraction must be in 0…1, got {still_fraction}')
     stills = batch_gpu if not have_clips else 0 if not have_faces else round(batch_gpu * still_fraction)
     return batch_gpu - stills, stills
 
 # %% ../nbs/41_train_encoder.ipynb #54951f61
 class NumberedSampler(Sampler):
-    "Endless (k, i): k counts this process's draws from `start`, i is the dataset index from `ResumableSampler`."
+    """Endless (k, i): k counts this process's draws from `start`, i is the dataset index from
+    `ResumableSampler`."""
     def __init__(self, dataset, rank=0, world_size=1, seed=0, start=0):
         self.indices, self.start = ResumableSampler(dataset, rank, world_size, seed, start), start
     def __iter__(self): return zip(itertools.count(self.start), self.indices)
 
 class TrainingItems(Dataset):
-    "(source, driving) [3, R, R] for a draw (k, i): a frame pair whose source frame depends on (seed, k, i), or a still twice."
+    """(source, driving) [3, R, R] for a draw (k, i): a frame pair whose source frame depends on (seed, k, i),
+    or a still twice."""
     def __init__(self, data, seed=0): self.data, self.seed = data, seed
     def __len__(self): return len(self.data)
     def __getitem__(self, key):
         k, i = key
-        if not isinstance(self.data, FramePairDataset): img = self.data[i][0]; return img, img
+        if not isinstance(self.data, FramePairDataset):
+            img = self.data[i][0]
+            return img, img
         clip, d = self.data.index[i]
         n = self.data.meta['clips'][clip]['frames']
         r = int(np.random.default_rng((self.seed, k, i)).integers(max(n - 1, 1)))
@@ -126,13 +166,25 @@ class TrainingItems(Dataset):
 # %% ../nbs/41_train_encoder.ipynb #63a0d339
 def fit_resolution(x, R):
     "Images [N, 3, H, W] resized (antialiased) to [N, 3, R, R] if they are not already."
-    return x if x.shape[-1] == R and x.shape[-2] == R else F.interpolate(x, size=(R, R), mode='bilinear', antialias=True, align_corners=False)
+    return (
+        x
+        if x.shape[-1] == R and x.shape[-2] == R
+        else F.interpolate(x, size=(R, R), mode='bilinear', antialias=True, align_corners=False)
+    )
 
 def _loader(data, n, st):
     "Endless batches of n (source, driving) for this process, continuing where step `st.step` left off."
     sampler = NumberedSampler(data, st.rank, st.world_size, st.cfg.seed, start=st.step * n)
-    return iter(DataLoader(TrainingItems(data, st.cfg.seed), batch_size=n, sampler=sampler, num_workers=st.cfg.workers,
-                           persistent_workers=False, pin_memory=st.device.type == 'cuda'))
+    return iter(
+        DataLoader(
+            TrainingItems(data, st.cfg.seed),
+            batch_size=n,
+            sampler=sampler,
+            num_workers=st.cfg.workers,
+            persistent_workers=False,
+            pin_memory=st.device.type == 'cuda',
+        )
+    )
 
 def batches(st, faces=None, clips=None):
     "Endless (source, driving, n_pairs) on the device: [N, 3, R, R] each, pairs first, then stills."
@@ -158,12 +210,12 @@ class EncoderState:
     D_adv: torch.nn.Module = None          # trainable copy of D when adv_weight > 0
     opt_D: torch.optim.Optimizer = None
     extra_losses: dict = None              # {name: (fn(output, target) → scalar, weight)}
-    scales: dict = None                    # latent std {'w': [w_dim], layer: [C]} for the latent loss (synthetic pairs)
+    scales: dict = None  # latent std {'w': [w_dim], layer: [C]} for the latent loss (synthetic pairs)
     pair_kind: str = None                  # generated pairs: 'motion', 'mix' or 'faces' (resolved)
     motion: dict = None                    # motion directions {measure: {layer: [C]}} of motion pairs
     face_net: torch.nn.Module = None       # frozen dlib descriptor network when face_id_weight > 0
     expression: torch.nn.Module = None     # frozen ExpressionNet when mouth_weight > 0
-    mouth_dir: dict = None                 # the motion directions' mouth entry {layer: [C]} when mouth_weight > 0
+    mouth_dir: dict = None  # the motion directions' mouth entry {layer: [C]} when mouth_weight > 0
     mouth_unit: float = 1.0                # dlib mouth opening per unit of mouth_dir
     yaw_dir: dict = None                   # the motion directions' yaw entry {layer: [C]} when yaw_weight > 0
     yaw_unit: float = 1.0                  # degrees of dlib head yaw per unit of yaw_dir
@@ -189,33 +241,57 @@ def initial_weights(E, path, G):
         start = load_encoder(path, G)
     same = lambda kw: json.loads(json.dumps(kw))
     if same(start.init_kwargs) != same(E.init_kwargs):
-        raise ValueError(f"{path}: encoder {start.init_kwargs} differs from the configuration's {E.init_kwargs}")
+        raise ValueError(
+            f"{path}: encoder {start.init_kwargs} differs from the configuration's {E.init_kwargs}"
+        )
     E.load_state_dict({**start.state_dict(), 'w_avg': E.w_avg})
     return E
 
 def build_state(cfg, G, D=None, device='cpu', rank=0, world_size=1, extra_losses=None, init=None):
-    "A fresh encoder for the frozen G (identical on every rank; weights from encoder file `init` if given), its optimiser."
-    if cfg.batch < 1 or cfg.batch % world_size: raise ValueError(f'batch {cfg.batch} must be a positive multiple of the {world_size} processes')
-    if D is None and (cfg.feat_weight or cfg.adv_weight): raise ValueError('feat_weight and adv_weight need a discriminator D')
+    """A fresh encoder for the frozen G (identical on every rank; weights from encoder file `init` if given),
+    its optimiser."""
+    if cfg.batch < 1 or cfg.batch % world_size:
+        raise ValueError(f'batch {cfg.batch} must be a positive multiple of the {world_size} processes')
+    if D is None and (cfg.feat_weight or cfg.adv_weight):
+        raise ValueError('feat_weight and adv_weight need a discriminator D')
     if cfg.synthetic_kind not in PAIR_KINDS:
         raise ValueError(f"synthetic_kind must be one of {', '.join(PAIR_KINDS)}, got {cfg.synthetic_kind!r}")
-    device, adam, kw = torch.device(device), dict(betas=(cfg.beta1, cfg.beta2), eps=1e-8), json.loads(cfg.encoder_kwargs)
+    device, adam, kw = (
+        torch.device(device),
+        dict(betas=(cfg.beta1, cfg.beta2), eps=1e-8),
+        json.loads(cfg.encoder_kwargs),
+    )
     G, D = G.to(device), D if D is None else D.to(device)
     seed_all(cfg.seed)
     E = encoder_for(G, None if cfg.deformation_count < 0 else cfg.deformation_count, **kw)
     if init is not None: E = initial_weights(E, init, G)
     E = E.train().to(device)
     D_adv = copy.deepcopy(D).train().requires_grad_(True) if cfg.adv_weight else None
-    opt, opt_D = (None if m is None else torch.optim.Adam(m.parameters(), lr=lr, **adam) for m, lr in ((E, cfg.lr), (D_adv, cfg.d_lr)))
-    st = EncoderState(cfg, G, D, E, opt, device, D_adv, opt_D, dict(extra_losses or {}), rank=rank, world_size=world_size,
-                      scales=latent_scales(G, list(E.deformation_channels)) if cfg.synthetic else None)
+    opt, opt_D = (
+        None if m is None else torch.optim.Adam(m.parameters(), lr=lr, **adam)
+        for m, lr in ((E, cfg.lr), (D_adv, cfg.d_lr))
+    )
+    st = EncoderState(
+        cfg,
+        G,
+        D,
+        E,
+        opt,
+        device,
+        D_adv,
+        opt_D,
+        dict(extra_losses or {}),
+        rank=rank,
+        world_size=world_size,
+        scales=latent_scales(G, list(E.deformation_channels)) if cfg.synthetic else None,
+    )
     if cfg.synthetic:                                                       # generated pairs: motion or faces
         layers = list(E.deformation_channels)
         st.pair_kind, motion = choose_pair_kind(cfg.synthetic_kind, G, layers, cfg.motion_directions)
         if motion is not None: st.motion = {k: {l: v.to(device) for l, v in d.items()}
                                               for k, d in motion.items()}
     if cfg.face_id_weight: st.face_net = load_face_net().to(device)
-    if cfg.mouth_weight:                                                    # the mouth term's direction and reader
+    if cfg.mouth_weight:  # the mouth term's direction and reader
         dirs, meta = load_motion_directions(cfg.motion_directions, G, with_meta=True)
         st.mouth_dir = {l: v.to(device) for l, v in dirs['mouth'].items()}
         st.mouth_unit = meta.get('mouth_direction', {}).get('response_per_unit', meta['measure_std']['mouth'])
@@ -233,10 +309,11 @@ def pixel_l1(output, target): return (output - target).abs().mean()
 def pixel_l2(output, target): return (output - target).square().mean()
 def msssim_loss(output, target): return 1 - ms_ssim(output, target)
 
-def _unit(f): return f / (f.square().sum(1, keepdim=True) + 1e-10).sqrt()      # [N, C, H, W], unit length over C
+def _unit(f): return f / (f.square().sum(1, keepdim=True) + 1e-10).sqrt()  # [N, C, H, W], unit length over C
 
 def feature_distance(D, output, target):
-    "LPIPS-like distance on D's block feature maps (no minibatch-std head): normalised over channels, squared, averaged."
+    """LPIPS-like distance on D's block feature maps (no minibatch-std head): normalised over channels,
+    squared, averaged."""
     with torch.no_grad(): ft = D.features(target)[:-1]
     fo = D.features(output)[:-1]
     return sum((_unit(a) - _unit(b)).square().sum(1).mean() for a, b in zip(fo, ft)) / len(fo)
@@ -247,15 +324,16 @@ def sf_l1(s_f): return torch.stack([v.abs().mean() for v in s_f.values()]).mean(
 
 # %% ../nbs/41_train_encoder.ipynb #e41c0004
 class ExpressionNet(torch.nn.Module):
-    "Aligned faces [N, 3, R, R] in [-1, 1] → [N, 2]: dlib's mouth opening and eye openness, in units of their spread."
+    """Aligned faces [N, 3, R, R] in [-1, 1] → [N, 2]: dlib's mouth opening and eye openness, in units of
+    their spread."""
     def __init__(self, width=16):
         super().__init__()
         c, layers = 3, []
-        for w in (width, 2 * width, 4 * width, 4 * width):                     # 64² → 4² in four stride-2 convs
+        for w in (width, 2 * width, 4 * width, 4 * width):  # 64² → 4² in four stride-2 convs
             layers += [torch.nn.Conv2d(c, w, 3, 2, 1), torch.nn.LeakyReLU(0.2)]
             c = w
         self.features, self.head = torch.nn.Sequential(*layers), torch.nn.Linear(c * 16, 2)
-        self.register_buffer('mean', torch.zeros(2))                           # label mean and std (denormalise)
+        self.register_buffer('mean', torch.zeros(2))  # label mean and std (denormalise)
         self.register_buffer('std', torch.ones(2))
 
     def forward(self, x):
@@ -263,7 +341,8 @@ class ExpressionNet(torch.nn.Module):
         return self.head(self.features(x).flatten(1))                          # [N, 2], standardised
 
 def fit_expression_net(images, labels, steps=1500, batch=64, lr=2e-3, seed=0, progress=True):
-    "Train an `ExpressionNet` on aligned faces [N, 3, 128, 128] in [-1, 1] and dlib labels [N, 2] (flips as augmentation)."
+    """Train an `ExpressionNet` on aligned faces [N, 3, 128, 128] in [-1, 1] and dlib labels [N, 2] (flips as
+    augmentation)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     net = ExpressionNet()
@@ -275,11 +354,14 @@ def fit_expression_net(images, labels, steps=1500, batch=64, lr=2e-3, seed=0, pr
         x = torch.where(torch.rand(batch, 1, 1, 1, generator=g) < 0.5, x.flip(3), x)
         with torch.enable_grad():
             loss = F.mse_loss(net(x), y[i])
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     return net.eval().requires_grad_(False)
 
 def expression_loss(path=None):
-    "Extra-loss factory (`--extra-loss hybridlat.train_encoder:expression_loss=W`): fn(output, target) → scalar."
+    """Extra-loss factory (`--extra-loss hybridlat.train_encoder:expression_loss=W`): fn(output, target) →
+    scalar."""
     net = load_expression_net(path)
     def loss(output, target):
         net.to(output.device)
@@ -306,14 +388,16 @@ def load_expression_net(path=None):
         raise ValueError(f"{path} is not an expression network file")
     net = ExpressionNet()
     net.load_state_dict(ckpt['state'])
-    if not all(torch.isfinite(v).all() for v in net.state_dict().values()): raise ValueError(f"{path}: non-finite weights")
+    if not all(torch.isfinite(v).all() for v in net.state_dict().values()):
+        raise ValueError(f"{path}: non-finite weights")
     net.meta = ckpt['meta']
     return net.eval().requires_grad_(False)
 
 # %% ../nbs/41_train_encoder.ipynb #e41c000a
 def expression_direction(G, net=None, n=48, measure=0, steps=60, lr=0.05, penalty=0.05, batch=8, seed=1,
                          truncation_psi=0.8, progress=True):
-    "Mean S_F offset {layer: [C]} on the deformation layers that raises `net`'s `measure` (0: mouth) of n faces."
+    """Mean S_F offset {layer: [C]} on the deformation layers that raises `net`'s `measure` (0: mouth) of n
+    faces."""
     from hybridlat.synthetic_pairs import deformation_layers, latent_scales, layer_channels
     net, layers = net or load_expression_net(), deformation_layers(G)
     scales, found = latent_scales(G, layers), []
@@ -321,18 +405,21 @@ def expression_direction(G, net=None, n=48, measure=0, steps=60, lr=0.05, penalt
     for _ in tqdm(range(-(-n // batch)), 'expression direction', disable=not progress):
         w = G.mapping(torch.randn(batch, G.z_dim), None, truncation_psi=truncation_psi).detach()
         s = {l: torch.zeros(batch, c, requires_grad=True) for l, c in zip(layers, layer_channels(G, layers))}
-        opt = torch.optim.Adam(s.values(), lr=lr)                              # offsets in units of each channel's std
+        opt = torch.optim.Adam(s.values(), lr=lr)  # offsets in units of each channel's std
         for _ in range(steps):
             with torch.enable_grad():
                 out = render_hybrid(G, w, {l: v * scales[l] for l, v in s.items()})
                 loss = -net(out)[:, measure].mean() + penalty * sum(v.square().mean() for v in s.values())
-                opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
         found.append({l: v.detach() * scales[l] for l, v in s.items()})
     return {l: torch.cat([f[l] for f in found])[:n].mean(0) for l in layers}
 
 # %% ../nbs/41_train_encoder.ipynb #068e2d88
 def encode_batch(E, src, drv, n_pairs):
-    "(W_ID of the sources, S_F of the drivings, W_ID of the first `n_pairs` drivings): one pyramid pass per image."
+    """(W_ID of the sources, S_F of the drivings, W_ID of the first `n_pairs` drivings): one pyramid pass per
+    image."""
     fs, fd = E.features(src), E.features(drv)                               # {level: [N, F, h, h]} each
     w_id_d = E.identity_from_features({k: v[:n_pairs] for k, v in fd.items()}) if n_pairs else None
     return E.identity_from_features(fs), E.deformation_from_features(fd), w_id_d
@@ -371,14 +458,21 @@ def yaw_term(st, s_f, src, drv, use=None):
     return (mouth_strength(s_f, st.yaw_dir)[use.to(st.device)] - change).square().mean()
 
 def loss_terms(st, src, drv, n_pairs, latents=None, target=None):
-    "({name: (value, weight)} of every non-zero term, outputs); `latents`: true (W_ID, S_F) of the last items; target = drv if None."
+    """({name: (value, weight)} of every non-zero term, outputs); `latents`: true (W_ID, S_F) of the last
+    items; target = drv if None."""
     c, target = st.cfg, drv if target is None else target
     w_id, s_f, w_id_d = encode_batch(st.E, src, drv, n_pairs if c.identity_weight else 0)
     out = render_hybrid(st.G, w_id, s_f)                                    # [N, 3, R, R]
-    terms = dict(l1=(pixel_l1, c.l1_weight), l2=(pixel_l2, c.l2_weight), msssim=(msssim_loss, c.msssim_weight),
-                 feat=(lambda o, t: feature_distance(st.D, o, t), c.feat_weight), **(st.extra_losses or {}))
+    terms = dict(
+        l1=(pixel_l1, c.l1_weight),
+        l2=(pixel_l2, c.l2_weight),
+        msssim=(msssim_loss, c.msssim_weight),
+        feat=(lambda o, t: feature_distance(st.D, o, t), c.feat_weight),
+        **(st.extra_losses or {}),
+    )
     t = {k: (fn(out, target), w) for k, (fn, w) in terms.items() if w}
-    if c.face_id_weight: t['face_id'] = (identity_distance_loss(out, target, st.face_net).mean(), c.face_id_weight)
+    if c.face_id_weight:
+        t['face_id'] = (identity_distance_loss(out, target, st.face_net).mean(), c.face_id_weight)
     if w_id_d is not None: t['identity'] = (identity_consistency(w_id[:n_pairs], w_id_d), c.identity_weight)
     if c.mouth_weight: t['mouth'] = (mouth_term(st, s_f, src, drv), c.mouth_weight)
     if c.yaw_weight:                                       # not on cross triples: other face driving
@@ -396,7 +490,8 @@ def d_adv_step(st, real, fake):
     "One logistic-loss step of the adversarial D on real targets vs detached outputs."
     st.opt_D.zero_grad(set_to_none=True)
     loss = d_logistic_loss(st.D_adv(real), st.D_adv(fake.detach()))
-    loss.backward(); step_optimizer(st.opt_D, st.D_adv, st.world_size)
+    loss.backward()
+    step_optimizer(st.opt_D, st.D_adv, st.world_size)
     return dict(loss_D=loss.detach())
 
 @torch.enable_grad()
@@ -404,17 +499,19 @@ def train_step(st, src, drv, n_pairs):
     "One encoder step (+ one adversarial D step). Returns {name: float}, averaged over processes."
     st.opt.zero_grad(set_to_none=True)
     latents, target = None, drv
-    if st.cfg.synthetic:                                                    # append generated items with known latents
+    if st.cfg.synthetic:  # append generated items with known latents
         layers, c = list(st.E.deformation_channels), st.cfg
         s_src, s_drv, s_tgt, *latents = generated_items(st.G, c.synthetic, layers, st.pair_kind, st.motion,
                                                         c.synthetic_motion, c.motion_strength)
         src, drv, target = torch.cat([src, s_src]), torch.cat([drv, s_drv]), torch.cat([target, s_tgt])
     terms, out = loss_terms(st, src, drv, n_pairs, latents, target)
     loss = sum(v * w for v, w in terms.values())
-    loss.backward(); step_optimizer(st.opt, st.E, st.world_size)
+    loss.backward()
+    step_optimizer(st.opt, st.E, st.world_size)
     logs = dict(loss=loss.detach(), **{k: v.detach() for k, (v, _) in terms.items()})
     if st.D_adv is not None: logs |= d_adv_step(st, target, out)
-    st.images_seen += st.cfg.batch + st.cfg.synthetic * st.world_size; st.step += 1
+    st.images_seen += st.cfg.batch + st.cfg.synthetic * st.world_size
+    st.step += 1
     values = all_mean(torch.stack([v.float() for v in logs.values()]), st.world_size).tolist()
     return dict(zip(logs, values))
 
@@ -425,9 +522,20 @@ def save_checkpoint(st, path):
     "Write the training state to `path` atomically (rank 0 writes; every rank must call it)."
     rng = gather_rng(st)
     if st.rank != 0: return Path(path)
-    ckpt = dict(format=CHECKPOINT_FORMAT, version=1, config=json.dumps(asdict(st.cfg)), E_kwargs=json.dumps(st.E.init_kwargs),
-                G_fingerprint=generator_fingerprint(st.G), E=st.E.state_dict(), opt=st.opt.state_dict(), step=st.step,
-                images_seen=st.images_seen, wall_s=st.wall_s, rng=rng, world_size=st.world_size)
+    ckpt = dict(
+        format=CHECKPOINT_FORMAT,
+        version=1,
+        config=json.dumps(asdict(st.cfg)),
+        E_kwargs=json.dumps(st.E.init_kwargs),
+        G_fingerprint=generator_fingerprint(st.G),
+        E=st.E.state_dict(),
+        opt=st.opt.state_dict(),
+        step=st.step,
+        images_seen=st.images_seen,
+        wall_s=st.wall_s,
+        rng=rng,
+        world_size=st.world_size,
+    )
     if st.D_adv is not None: ckpt |= dict(D_adv=st.D_adv.state_dict(), opt_D=st.opt_D.state_dict())
     with atomic_path(path) as tmp: torch.save(ckpt, tmp)
     return Path(path)
@@ -438,11 +546,18 @@ def load_checkpoint(path):
 
 def restore(st, ckpt):
     "Load encoder, optimisers, counters and this rank's RNG state from `ckpt` into `st`."
-    if ckpt['G_fingerprint'] != generator_fingerprint(st.G): raise ValueError('the checkpoint was trained against other generator weights')
+    if ckpt['G_fingerprint'] != generator_fingerprint(st.G):
+        raise ValueError('the checkpoint was trained against other generator weights')
     if json.loads(ckpt['E_kwargs']) != json.loads(json.dumps(st.E.init_kwargs)):
-        raise ValueError(f"checkpoint encoder {ckpt['E_kwargs']} differs from the configuration's {json.dumps(st.E.init_kwargs)}")
-    st.E.load_state_dict(ckpt['E']); st.opt.load_state_dict(ckpt['opt'])
-    if st.D_adv is not None and 'D_adv' in ckpt: st.D_adv.load_state_dict(ckpt['D_adv']); st.opt_D.load_state_dict(ckpt['opt_D'])
+        raise ValueError(
+            f"checkpoint encoder {ckpt['E_kwargs']} differs from the configuration's "
+            f"{json.dumps(st.E.init_kwargs)}"
+        )
+    st.E.load_state_dict(ckpt['E'])
+    st.opt.load_state_dict(ckpt['opt'])
+    if st.D_adv is not None and 'D_adv' in ckpt:
+        st.D_adv.load_state_dict(ckpt['D_adv'])
+        st.opt_D.load_state_dict(ckpt['opt_D'])
     st.step, st.images_seen, st.wall_s = ckpt['step'], ckpt['images_seen'], ckpt['wall_s']
     if len(ckpt['rng']) == st.world_size: set_rng_state(ckpt['rng'][st.rank])
     else: seed_all(st.cfg.seed * 1_000_003 + st.step * 7919 + st.rank + 1)
@@ -459,7 +574,9 @@ def sample_pairs(n, data, seed=0):
 def save_samples(st, pairs, path):
     "Write the source / driving / output grid of `pairs`; return the held-out losses."
     src, drv = (fit_resolution(x, st.G.img_resolution).to(st.device) for x in pairs)
-    st.E.eval(); out = render_hybrid(st.G, *st.E(src, drv)); st.E.train()  # [N, 3, R, R]
+    st.E.eval()
+    out = render_hybrid(st.G, *st.E(src, drv))
+    st.E.train()  # [N, 3, R, R]
     save_image(image_grid(torch.cat([src, drv, out]), ncols=len(src)), path)
     return dict(val_l1=float(pixel_l1(out, drv)), val_msssim=float(ms_ssim(out, drv)))
 
@@ -474,22 +591,45 @@ def data_counts(faces=None, clips=None, val=None):
 
 def hardware(st):
     "Where the run ran, in words and numbers."
-    name = torch.cuda.get_device_name(st.device) if st.device.type == 'cuda' else platform.processor() or platform.machine()
-    return dict(device=name, processes=st.world_size, cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), torch=torch.__version__)
+    name = (
+        torch.cuda.get_device_name(st.device)
+        if st.device.type == 'cuda'
+        else platform.processor() or platform.machine()
+    )
+    return dict(
+        device=name,
+        processes=st.world_size,
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        torch=torch.__version__,
+    )
 
 def final_losses(log, n=100):
     "Mean of each logged training loss over the last `n` records of `log` (a list of log records)."
     recs = [r for r in log if 'loss' in r][-n:]
-    keys = [k for k in recs[-1] if k not in ('step', 'kimg', 'sec') and not k.startswith('val_')] if recs else []
+    keys = (
+        [k for k in recs[-1] if k not in ('step', 'kimg', 'sec') and not k.startswith('val_')] if recs else []
+    )
     return {k: round(float(np.mean([r[k] for r in recs if k in r])), 5) for k in keys}
 
 def encoder_meta(st, log, data, command=None):
     "The metadata `save_encoder` stores with the trained encoder."
-    recs = read_log(log); vals = [r for r in recs if 'val_l1' in r]
-    return dict(trainer='hybridlat.train_encoder', config=asdict(st.cfg), steps=st.step, images_seen=st.images_seen,
-                data=data, losses=final_losses(recs), validation=({k: vals[-1][k] for k in ('step', 'val_l1', 'val_msssim')} if vals else {}),
-                extra_losses=sorted(st.extra_losses or {}), wall_s=round(st.wall_s, 1), hardware=hardware(st),
-                generator=generator_fingerprint(st.G), command=command or shlex.join([sys.executable, *sys.argv]))
+    recs = read_log(log)
+    vals = [r for r in recs if 'val_l1' in r]
+    return dict(
+        trainer='hybridlat.train_encoder',
+        config=asdict(st.cfg),
+        steps=st.step,
+        images_seen=st.images_seen,
+        data=data,
+        losses=final_losses(recs),
+        validation=({k: vals[-1][k] for k in ('step', 'val_l1', 'val_msssim')} if vals else {}),
+        extra_losses=sorted(st.extra_losses or {}),
+        wall_s=round(st.wall_s, 1),
+        hardware=hardware(st),
+        generator=generator_fingerprint(st.G),
+        command=command or shlex.join([sys.executable, *sys.argv]),
+    )
 
 # %% ../nbs/41_train_encoder.ipynb #7d90edf0
 def start_outputs(st, out, pairs):
@@ -507,32 +647,60 @@ def log_step(st, out, logs, sec, pairs):
         rec |= save_samples(st, pairs, out / 'samples' / f'samples{st.step:06d}.png')
     append_log(out / 'log.jsonl', rec)
 
-def train(cfg, G, D, out, faces=None, clips=None, val=None, resume=None, progress=True, extra_losses=None, command=None,
-          init=None):
-    "Train a hybrid encoder for frozen G (D: features / adversary) on stills and pairs into `out`; `init`: start weights. → state."
-    split_batch(cfg.batch, cfg.still_fraction, faces is not None, clips is not None)    # bad data settings: fail before any work
+def train(
+    cfg,
+    G,
+    D,
+    out,
+    faces=None,
+    clips=None,
+    val=None,
+    resume=None,
+    progress=True,
+    extra_losses=None,
+    command=None,
+    init=None,
+):
+    """Train a hybrid encoder for frozen G (D: features / adversary) on stills and pairs into `out`; `init`:
+    start weights. → state."""
+    # bad data settings: fail before any work
+    split_batch(cfg.batch, cfg.still_fraction, faces is not None, clips is not None)
     rank, world_size, device = init_distributed()
     st, out = build_state(cfg, G, D, device, rank, world_size, extra_losses, init), Path(out)
     if resume is not None: restore(st, load_checkpoint(resume))
     stream = batches(st, faces, clips)
     pairs = sample_pairs(cfg.n_samples, next(d for d in (val, clips, faces) if d is not None), cfg.seed)
     if rank == 0: start_outputs(st, out, pairs)
-    with tqdm(total=cfg.steps, initial=st.step, disable=not progress or rank != 0, desc='train encoder', unit='step') as bar:
+    with tqdm(
+        total=cfg.steps, initial=st.step, disable=not progress or rank != 0, desc='train encoder', unit='step'
+    ) as bar:
         while st.step < cfg.steps:
             t0 = time.time()
             logs = train_step(st, *next(stream))
             log_step(st, out, logs, time.time() - t0, pairs)
-            bar.update(1); bar.set_postfix(loss=f"{logs['loss']:.3f}")
-            st.wall_s += time.time() - t0                                   # step, log and grid, over all resumes
-            if st.step % cfg.ckpt_every == 0 or st.step == cfg.steps: save_checkpoint(st, out / 'checkpoint.pt')
-    if rank == 0: save_encoder(st.E, out / 'encoder.pt', **encoder_meta(st, out / 'log.jsonl', data_counts(faces, clips, val), command))
+            bar.update(1)
+            bar.set_postfix(loss=f"{logs['loss']:.3f}")
+            st.wall_s += time.time() - t0  # step, log and grid, over all resumes
+            if st.step % cfg.ckpt_every == 0 or st.step == cfg.steps:
+                save_checkpoint(st, out / 'checkpoint.pt')
+    if rank == 0:
+        save_encoder(
+            st.E,
+            out / 'encoder.pt',
+            **encoder_meta(st, out / 'log.jsonl', data_counts(faces, clips, val), command),
+        )
     return st
 
 # %% ../nbs/41_train_encoder.ipynb #fbaed436
 def parse_extra_loss(spec):
-    "'module:factory=weight' → (factory name, (factory(), weight)); the factory returns fn(output, target) → scalar."
-    try: target, weight = spec.rsplit('=', 1); module, name = target.split(':'); weight = float(weight)
-    except ValueError: raise ValueError(f"extra loss {spec!r} must look like 'module:factory=weight'") from None
+    """'module:factory=weight' → (factory name, (factory(), weight)); the factory returns fn(output, target) →
+    scalar."""
+    try:
+        target, weight = spec.rsplit('=', 1)
+        module, name = target.split(':')
+        weight = float(weight)
+    except ValueError:
+        raise ValueError(f"extra loss {spec!r} must look like 'module:factory=weight'") from None
     return name, (getattr(importlib.import_module(module), name)(), weight)
 
 def build_parser():
@@ -548,7 +716,9 @@ def build_parser():
     p.add_argument('--gan', default='faces128',
                    help='frozen G and D: a hybridlat.pretrained name or a train_gan checkpoint.pt')
     p.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint.pt')
-    p.add_argument('--init', metavar='ENCODER', help='start from the weights of this encoder file (fresh optimiser)')
+    p.add_argument(
+        '--init', metavar='ENCODER', help='start from the weights of this encoder file (fresh optimiser)'
+    )
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--extra-loss', action='append', default=[], metavar='MODULE:FACTORY=WEIGHT',
                    help='extra loss: MODULE.FACTORY() returns fn(output, target) → scalar (repeatable)')
@@ -564,7 +734,10 @@ def open_data(args, cfg):
     if not (args.faces or args.clips): raise ValueError('no training data: give --faces, --clips or both')
     faces = FaceDataset(args.faces) if args.faces else None
     if not args.clips: return faces, None, None
-    return faces, *(FramePairDataset(args.clips, s, val_clips=held_out(cfg.val_clips), seed=cfg.seed) for s in ('train', 'val'))
+    return faces, *(
+        FramePairDataset(args.clips, s, val_clips=held_out(cfg.val_clips), seed=cfg.seed)
+        for s in ('train', 'val')
+    )
 
 def command_line(argv):
     "The command as typed (torchrun's when there are several processes)."
@@ -577,15 +750,26 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     cfg = EncoderTrainConfig(**{f.name: getattr(args, f.name) for f in fields(EncoderTrainConfig)})
-    data, owner = open_data(args, cfg), not dist.is_initialized()     # leave a process group we did not start alone
+    # leave a process group we did not start alone
+    data, owner = open_data(args, cfg), not dist.is_initialized()
     if torch.cuda.is_available(): torch.backends.cudnn.benchmark = True
     try:
         _, _, device = init_distributed()
         G, D = load_networks(args.gan, device, need_D=bool(cfg.feat_weight or cfg.adv_weight))
         extra = dict(parse_extra_loss(s) for s in args.extra_loss)
         resume = Path(args.out) / 'checkpoint.pt' if args.resume else None
-        return train(cfg, G, D, args.out, *data, resume=resume, progress=not args.no_progress, extra_losses=extra,
-                     command=command_line(argv), init=None if args.resume else args.init)
+        return train(
+            cfg,
+            G,
+            D,
+            args.out,
+            *data,
+            resume=resume,
+            progress=not args.no_progress,
+            extra_losses=extra,
+            command=command_line(argv),
+            init=None if args.resume else args.init,
+        )
     finally:
         if owner and dist.is_initialized(): dist.destroy_process_group()
 

@@ -64,13 +64,19 @@ class TrainConfig:
     ckpt_every: int = _field(1000, 'write checkpoint.pt every this many steps')
 
     def total_steps(self): return self.steps if self.steps > 0 else math.ceil(self.kimg * 1000 / self.batch)
-    def gamma(self): return self.r1_gamma if self.r1_gamma >= 0 else 0.0002 * self.resolution ** 2 / self.batch
+    def gamma(self):
+        return self.r1_gamma if self.r1_gamma >= 0 else 0.0002 * self.resolution**2 / self.batch
 
 # %% ../nbs/13_train_gan.ipynb #8e033994
 def generator_kwargs(cfg):
     "Constructor arguments of `Generator` for `cfg` (the `small_generator_kwargs` family)."
-    return dict(z_dim=cfg.z_dim, w_dim=cfg.w_dim, img_resolution=cfg.resolution, mapping_kwargs=dict(num_layers=cfg.map_layers),
-                synthesis_kwargs=dict(channel_base=cfg.channel_base, channel_max=cfg.channel_max))
+    return dict(
+        z_dim=cfg.z_dim,
+        w_dim=cfg.w_dim,
+        img_resolution=cfg.resolution,
+        mapping_kwargs=dict(num_layers=cfg.map_layers),
+        synthesis_kwargs=dict(channel_base=cfg.channel_base, channel_max=cfg.channel_max),
+    )
 
 def discriminator_kwargs(cfg):
     "Constructor arguments of `Discriminator` for `cfg`."
@@ -94,7 +100,8 @@ def r1_penalty(real_img, real_logits):
 
 # %% ../nbs/13_train_gan.ipynb #fce70dba
 def path_lengths(img, ws):
-    "‖J_wᵀ y‖ per sample [N] for a random image-space direction y; `img` [N, C, H, W] computed from `ws` [N, L, w_dim]."
+    """‖J_wᵀ y‖ per sample [N] for a random image-space direction y; `img` [N, C, H, W] computed from `ws` [N,
+    L, w_dim]."""
     y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
     grad, = torch.autograd.grad((img * y).sum(), ws, create_graph=True)             # [N, L, w_dim]
     return grad.square().sum(dim=2).mean(dim=1).sqrt()                             # [N]
@@ -110,7 +117,7 @@ def mix_ws(G, ws, z, prob):
     "With probability `prob`, replace layers `cutoff:` of ws [N, num_ws, w_dim] by those of a fresh latent."
     cutoff = int(torch.randint(1, ws.shape[1], []))
     if torch.rand([]) >= prob: return ws
-    ws2 = G.mapping(torch.randn_like(z))                                    # [N, num_ws, w_dim]; no w_avg update
+    ws2 = G.mapping(torch.randn_like(z))  # [N, num_ws, w_dim]; no w_avg update
     return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
 
 def generate(G, z, style_mixing=0.0):
@@ -121,7 +128,8 @@ def generate(G, z, style_mixing=0.0):
 
 # %% ../nbs/13_train_gan.ipynb #ca13958a
 def ema_beta(cfg, images_seen):
-    "EMA decay β for this step: half-life `ema_kimg` (auto: batch·10/32 kimg), ramped up over the first images."
+    """EMA decay β for this step: half-life `ema_kimg` (auto: batch·10/32 kimg), ramped up over the first
+    images."""
     ema_nimg = (cfg.ema_kimg if cfg.ema_kimg >= 0 else cfg.batch * 10 / 32) * 1000
     if cfg.ema_rampup > 0: ema_nimg = min(ema_nimg, images_seen * cfg.ema_rampup)
     return 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
@@ -167,12 +175,15 @@ def make_optimizer(params, cfg, reg_interval=0):
 
 # %% ../nbs/13_train_gan.ipynb #b8ea3e73
 def check_config(cfg, world_size):
-    "Clear errors for settings that cannot work: intervals < 1, batches that do not split over GPUs or mbstd groups."
+    """Clear errors for settings that cannot work: intervals < 1, batches that do not split over GPUs or mbstd
+    groups."""
     for name in ('r1_interval', 'pl_interval', 'sample_every', 'ckpt_every', 'pl_batch_shrink', 'batch'):
         if getattr(cfg, name) < 1: raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.batch % world_size: raise ValueError(f"batch {cfg.batch} is not divisible by the number of processes {world_size}")
+    if cfg.batch % world_size:
+        raise ValueError(f"batch {cfg.batch} is not divisible by the number of processes {world_size}")
     bg = cfg.batch // world_size
-    if bg % min(cfg.mbstd_group, bg): raise ValueError(f"per-GPU batch {bg} is not divisible by the minibatch-std group {cfg.mbstd_group}")
+    if bg % min(cfg.mbstd_group, bg):
+        raise ValueError(f"per-GPU batch {bg} is not divisible by the minibatch-std group {cfg.mbstd_group}")
 
 def build_state(cfg, device='cpu', rank=0, world_size=1):
     "Fresh networks (identical on every rank) and optimisers; then per-rank random streams."
@@ -181,23 +192,37 @@ def build_state(cfg, device='cpu', rank=0, world_size=1):
     seed_all(cfg.seed)                                                       # same initial weights everywhere
     G = Generator(**generator_kwargs(cfg)).train().to(device)
     D = Discriminator(**discriminator_kwargs(cfg)).train().to(device)
-    if device.type == 'cpu': D = D.to(memory_format=torch.channels_last)    # with `d_input`: ~20 % faster steps
+    if device.type == 'cpu': D = D.to(memory_format=torch.channels_last)  # with `d_input`: ~20 % faster steps
     G_ema = Generator(**generator_kwargs(cfg)).eval().requires_grad_(False).to(device)
     G_ema.load_state_dict(G.state_dict())
     opt_G = make_optimizer(G.parameters(), cfg, cfg.pl_interval if cfg.pl_weight > 0 else 0)
     opt_D = make_optimizer(D.parameters(), cfg, cfg.r1_interval if cfg.gamma() > 0 else 0)
-    st = TrainState(cfg, G, D, G_ema, opt_G, opt_D, device, torch.zeros([], device=device), rank=rank, world_size=world_size)
+    st = TrainState(
+        cfg,
+        G,
+        D,
+        G_ema,
+        opt_G,
+        opt_D,
+        device,
+        torch.zeros([], device=device),
+        rank=rank,
+        world_size=world_size,
+    )
     broadcast_networks(st)
-    seed_all(cfg.seed * 1_000_003 + rank + 1)                                # different z, noise, augmentation per rank
+    seed_all(cfg.seed * 1_000_003 + rank + 1)  # different z, noise, augmentation per rank
     return st
 
 # %% ../nbs/13_train_gan.ipynb #96e94713
 def init_distributed():
     "(rank, world_size, device) from torchrun's environment; starts the process group if WORLD_SIZE > 1."
-    world, rank, local = (int(os.environ.get(k, d)) for k, d in [('WORLD_SIZE', 1), ('RANK', 0), ('LOCAL_RANK', 0)])
+    world, rank, local = (
+        int(os.environ.get(k, d)) for k, d in [('WORLD_SIZE', 1), ('RANK', 0), ('LOCAL_RANK', 0)]
+    )
     device = torch.device('cuda', local) if torch.cuda.is_available() else torch.device('cpu')
     if device.type == 'cuda': torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized(): dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
     return rank, world, device
 
 def broadcast_networks(st):
@@ -209,7 +234,9 @@ def broadcast_networks(st):
 def all_mean(x, world_size):
     "Average a tensor over ranks (identity in one process)."
     if world_size == 1: return x
-    x = x.clone(); dist.all_reduce(x); return x / world_size
+    x = x.clone()
+    dist.all_reduce(x)
+    return x / world_size
 
 def step_optimizer(opt, module, world_size):
     "Average gradients over ranks, replace NaN/Inf by finite numbers, take one optimiser step."
@@ -223,7 +250,8 @@ def step_optimizer(opt, module, world_size):
 # %% ../nbs/13_train_gan.ipynb #1cea924d
 def phase(st, train_G):
     "Make G (else D) the network that learns; clear its gradients."
-    st.G.requires_grad_(train_G); st.D.requires_grad_(not train_G)
+    st.G.requires_grad_(train_G)
+    st.D.requires_grad_(not train_G)
     (st.opt_G if train_G else st.opt_D).zero_grad(set_to_none=True)
 
 def judge(st, img):
@@ -241,14 +269,17 @@ def g_step(st):
     with st.autocast():
         fake, _ = generate(st.G, latents(st), st.cfg.style_mixing)                  # [N, 3, R, R]
         loss = g_nonsaturating_loss(judge(st, fake))                               # D(·): [N, 1]
-    loss.backward(); step_optimizer(st.opt_G, st.G, st.world_size)
+    loss.backward()
+    step_optimizer(st.opt_G, st.G, st.world_size)
     return dict(loss_G=loss.detach())
 
 @torch.enable_grad()
 def g_reg_step(st):
     "Lazy path-length regularisation on batch / pl_batch_shrink images; one G step."
     phase(st, True)
-    fake, ws = generate(st.G, latents(st, max(st.batch_gpu // st.cfg.pl_batch_shrink, 1)), st.cfg.style_mixing)
+    fake, ws = generate(
+        st.G, latents(st, max(st.batch_gpu // st.cfg.pl_batch_shrink, 1)), st.cfg.style_mixing
+    )
     penalty, pl_mean = path_length_penalty(fake, ws, st.pl_mean, st.cfg.pl_decay)  # [n], []
     st.pl_mean = all_mean(pl_mean.detach(), st.world_size)
     (penalty.mean() * st.cfg.pl_weight * st.cfg.pl_interval).backward()
@@ -264,8 +295,13 @@ def d_step(st, real):
         fake_logits = judge(st, fake)                                              # [N, 1]
         real_logits = judge(st, real)                                              # [N, 1]
         loss = d_logistic_loss(real_logits, fake_logits)
-    loss.backward(); step_optimizer(st.opt_D, st.D, st.world_size)
-    return dict(loss_D=loss.detach(), D_real=real_logits.detach().float().mean(), D_fake=fake_logits.detach().float().mean())
+    loss.backward()
+    step_optimizer(st.opt_D, st.D, st.world_size)
+    return dict(
+        loss_D=loss.detach(),
+        D_real=real_logits.detach().float().mean(),
+        D_fake=fake_logits.detach().float().mean(),
+    )
 
 @torch.enable_grad()
 def d_reg_step(st, real):
@@ -280,7 +316,9 @@ def d_reg_step(st, real):
 # %% ../nbs/13_train_gan.ipynb #79a130e1
 def prepare_reals(st, batch):
     "Loader batch → real images [N, 3, R, R] on the device, half of them mirrored if `cfg.xflip`."
-    real = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(st.device, torch.float32, non_blocking=True)
+    real = (batch[0] if isinstance(batch, (tuple, list)) else batch).to(
+        st.device, torch.float32, non_blocking=True
+    )
     if not st.cfg.xflip: return real
     flip = (torch.rand(real.shape[0]) < 0.5).to(st.device)[:, None, None, None]
     return torch.where(flip, real.flip(3), real)
@@ -294,13 +332,15 @@ def train_step(st, batch):
     if cfg.gamma() > 0 and st.step % cfg.r1_interval == 0: logs |= d_reg_step(st, real)
     if st.world_size > 1: st.G.mapping.w_avg.copy_(all_mean(st.G.mapping.w_avg, st.world_size))
     update_ema(st.G_ema, st.G, ema_beta(cfg, st.images_seen))
-    st.images_seen += cfg.batch; st.step += 1
+    st.images_seen += cfg.batch
+    st.step += 1
     values = all_mean(torch.stack([v.float() for v in logs.values()]), st.world_size).tolist()
     return dict(zip(logs, values))
 
 # %% ../nbs/13_train_gan.ipynb #7c0f5e02
 def training_speed(cfg, steps=None, warmup=2, device='cpu'):
-    "Images/s and s/step of `train_step` for `cfg` on random reals, over `steps` (default: one R1 and PL cycle)."
+    """Images/s and s/step of `train_step` for `cfg` on random reals, over `steps` (default: one R1 and PL
+    cycle)."""
     steps = steps or math.lcm(cfg.r1_interval, cfg.pl_interval)
     st = build_state(cfg, device)
     real = torch.rand(cfg.batch, 3, cfg.resolution, cfg.resolution, device=device) * 2 - 1      # [N, 3, R, R]
@@ -314,10 +354,14 @@ def training_speed(cfg, steps=None, warmup=2, device='cpu'):
 
 # %% ../nbs/13_train_gan.ipynb #8f3a813a
 class ResumableSampler(Sampler):
-    "Endless stream of this rank's indices: epoch after epoch of `DistributedSampler` shuffles, skipping the first `start`."
+    """Endless stream of this rank's indices: epoch after epoch of `DistributedSampler` shuffles, skipping the
+    first `start`."""
     def __init__(self, dataset, rank=0, world_size=1, seed=0, start=0):
-        self.epochs = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
-        if len(self.epochs) == 0: raise ValueError(f"dataset of {len(dataset)} images is too small for {world_size} processes")
+        self.epochs = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
+        )
+        if len(self.epochs) == 0:
+            raise ValueError(f"dataset of {len(dataset)} images is too small for {world_size} processes")
         self.start = start
 
     def __iter__(self):
@@ -330,8 +374,15 @@ class ResumableSampler(Sampler):
 def make_loader(dataset, st):
     "Batches of `batch / world_size` images for this rank, continuing where step `st.step` left off."
     sampler = ResumableSampler(dataset, st.rank, st.world_size, st.cfg.seed, start=st.step * st.batch_gpu)
-    return DataLoader(dataset, batch_size=st.batch_gpu, sampler=sampler, num_workers=st.cfg.workers, drop_last=True,
-                      pin_memory=st.device.type == 'cuda', generator=torch.Generator().manual_seed(st.cfg.seed))
+    return DataLoader(
+        dataset,
+        batch_size=st.batch_gpu,
+        sampler=sampler,
+        num_workers=st.cfg.workers,
+        drop_last=True,
+        pin_memory=st.device.type == 'cuda',
+        generator=torch.Generator().manual_seed(st.cfg.seed),
+    )
 
 # %% ../nbs/13_train_gan.ipynb #91be9e4c
 def append_log(path, record):
@@ -359,14 +410,20 @@ def start_outputs(st, out, dataset):
     "Create `out`, write config.json and the reals grid, drop log lines after the current step (rank 0)."
     (out / 'samples').mkdir(parents=True, exist_ok=True)
     with atomic_path(out / 'config.json') as tmp: tmp.write_text(json.dumps(asdict(st.cfg), indent=1))
-    reals = torch.stack([(lambda x: x[0] if isinstance(x, (tuple, list)) else x)(dataset[i]) for i in range(min(st.cfg.n_samples, len(dataset)))])
+    reals = torch.stack(
+        [
+            (lambda x: x[0] if isinstance(x, (tuple, list)) else x)(dataset[i])
+            for i in range(min(st.cfg.n_samples, len(dataset)))
+        ]
+    )
     save_image(image_grid(reals, ncols=min(8, len(reals))), out / 'samples' / 'reals.png')
     trim_log(out / 'log.jsonl', st.step)
     if st.step == 0: save_samples(st, out / 'samples' / 'fakes000000.png')
 
 # %% ../nbs/13_train_gan.ipynb #9149ccc0
 def train(cfg, dataset, out, resume=None, progress=True):
-    "Train on `dataset` (items [3, R, R] in [-1, 1]) per `cfg`, writing into `out`; resume from a checkpoint path. → TrainState."
+    """Train on `dataset` (items [3, R, R] in [-1, 1]) per `cfg`, writing into `out`; resume from a checkpoint
+    path. → TrainState."""
     check_dataset(dataset, cfg.resolution)
     rank, world_size, device = init_distributed()
     st, out = build_state(cfg, device, rank, world_size), Path(out)
@@ -374,13 +431,21 @@ def train(cfg, dataset, out, resume=None, progress=True):
     batches = iter(make_loader(dataset, st))
     if rank == 0: start_outputs(st, out, dataset)
     total = cfg.total_steps()
-    with tqdm(total=total, initial=st.step, disable=not progress or rank != 0, desc='train', unit='step') as bar:
+    with tqdm(
+        total=total, initial=st.step, disable=not progress or rank != 0, desc='train', unit='step'
+    ) as bar:
         while st.step < total:
             t0 = time.time()
             logs = train_step(st, next(batches))
-            if rank == 0: append_log(out / 'log.jsonl', dict(step=st.step - 1, kimg=st.images_seen / 1000, **logs, sec=time.time() - t0))
-            bar.update(1); bar.set_postfix(G=f"{logs['loss_G']:.3f}", D=f"{logs['loss_D']:.3f}")
-            if rank == 0 and (st.step % cfg.sample_every == 0 or st.step == total): save_samples(st, out / 'samples' / f'fakes{st.step:06d}.png')
+            if rank == 0:
+                append_log(
+                    out / 'log.jsonl',
+                    dict(step=st.step - 1, kimg=st.images_seen / 1000, **logs, sec=time.time() - t0),
+                )
+            bar.update(1)
+            bar.set_postfix(G=f"{logs['loss_G']:.3f}", D=f"{logs['loss_D']:.3f}")
+            if rank == 0 and (st.step % cfg.sample_every == 0 or st.step == total):
+                save_samples(st, out / 'samples' / f'fakes{st.step:06d}.png')
             if st.step % cfg.ckpt_every == 0 or st.step == total: save_checkpoint(st, out / 'checkpoint.pt')
     return st
 
@@ -389,8 +454,14 @@ def add_config_flags(p, config_class):
     "One --flag per dataclass field (booleans as --x/--no-x), with the field's help and default."
     for f in fields(config_class):
         flag, kind = '--' + f.name.replace('_', '-'), type(f.default)
-        if kind is bool: p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata['help'])
-        else: p.add_argument(flag, type=kind, default=f.default, help=f"{f.metadata['help']} (default: {f.default})")
+        if kind is bool:
+            p.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata['help']
+            )
+        else:
+            p.add_argument(
+                flag, type=kind, default=f.default, help=f"{f.metadata['help']} (default: {f.default})"
+            )
     return p
 
 def build_parser():
@@ -417,7 +488,13 @@ def main(argv=None):
     try:
         init_distributed()
         resume = None if args.resume is None else Path(args.resume or Path(args.out) / 'checkpoint.pt')
-        return train(cfg, open_dataset(args.data, cfg.resolution), args.out, resume=resume, progress=not args.no_progress)
+        return train(
+            cfg,
+            open_dataset(args.data, cfg.resolution),
+            args.out,
+            resume=resume,
+            progress=not args.no_progress,
+        )
     finally:
         if dist.is_initialized(): dist.destroy_process_group()
 

@@ -28,10 +28,13 @@ def _open_video(path):
     path = Path(path)
     if not path.exists(): raise VideoReadError(path, 'file not found')
     if path.is_dir(): raise VideoReadError(path, 'is a folder, not a file')
-    try: container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as e: raise VideoReadError(path, f'not a readable video ({e})') from e
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as e:
+        raise VideoReadError(path, f'not a readable video ({e})') from e
     if not container.streams.video:
-        container.close(); raise VideoReadError(path, 'no video stream')
+        container.close()
+        raise VideoReadError(path, 'no video stream')
     return container, container.streams.video[0]
 
 # %% ../nbs/21_video.ipynb #9b52bc31
@@ -40,7 +43,9 @@ def probe_video(path):
     container, stream = _open_video(path)
     with container:
         audio = container.streams.audio[0] if container.streams.audio else None
-        duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
+        duration = (
+            float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
+        )
         return dict(name=Path(path).name, width=stream.width, height=stream.height,
                     fps=float(stream.average_rate or stream.guessed_rate or 0), frames=stream.frames,
                     duration=round(duration, 3), codec=stream.codec_context.name,
@@ -52,15 +57,18 @@ def _resample(timed_frames, fps, duration):
     k, prev, eps = 0, None, 1e-6
     for t, frame in timed_frames:
         while prev is not None and k / fps < t - eps:
-            yield k / fps, prev; k += 1
+            yield k / fps, prev
+            k += 1
         prev = frame
     while prev is not None and k / fps < duration - eps:
-        yield k / fps, prev; k += 1
+        yield k / fps, prev
+        k += 1
 
 # %% ../nbs/21_video.ipynb #d06fb5d6
 @dataclass
 class VideoClip:
-    "Decoded video: uint8 frames [T, H, W, 3], their times in seconds [T], fps, and optionally audio [C, S] float32."
+    """Decoded video: uint8 frames [T, H, W, 3], their times in seconds [T], fps, and optionally audio [C, S]
+    float32."""
     frames: np.ndarray
     fps: float
     timestamps: np.ndarray
@@ -75,11 +83,14 @@ class VideoClip:
     def size(self): return self.frames.shape[2], self.frames.shape[1]   # (width, height)
     def tensor(self, idxs=slice(None)):
         "Frames `idxs` as a float tensor [N, 3, H, W] in [-1, 1]."
-        return torch.from_numpy(np.ascontiguousarray(self.frames[idxs])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return (
+            torch.from_numpy(np.ascontiguousarray(self.frames[idxs])).permute(0, 3, 1, 2).float() / 127.5 - 1
+        )
 
     def __repr__(self):
         audio = f', audio {self.audio.shape[0]}ch {self.sample_rate} Hz' if self.audio is not None else ''
-        return f'VideoClip({len(self)} frames {self.size[0]}x{self.size[1]} @ {self.fps:g} fps, {self.duration:.2f} s{audio})'
+        return (f'VideoClip({len(self)} frames {self.size[0]}x{self.size[1]} @ {self.fps:g} fps, '
+                f'{self.duration:.2f} s{audio})')
 
 # %% ../nbs/21_video.ipynb #8246ce56
 def _decode_frames(container, stream, path):
@@ -91,10 +102,13 @@ def _decode_frames(container, stream, path):
             t0 = t if t0 is None else t0
             n += 1
             yield t - t0, frame.to_ndarray(format='rgb24')
-    except av.error.FFmpegError as e: raise VideoReadError(path, f'corrupt or truncated data after {n} frames ({e})') from e
+    except av.error.FFmpegError as e:
+        raise VideoReadError(path, f'corrupt or truncated data after {n} frames ({e})') from e
     if n == 0: raise VideoReadError(path, 'no frames could be decoded')
-    if stream.frames and n < stream.frames - 2: raise VideoReadError(path, f'truncated: decoded {n} of the {stream.frames} frames the header lists')
-    if stream.frames and n < stream.frames: warnings.warn(f'{path}: decoded {n} of the {stream.frames} frames the header lists')
+    if stream.frames and n < stream.frames - 2:
+        raise VideoReadError(path, f'truncated: decoded {n} of the {stream.frames} frames the header lists')
+    if stream.frames and n < stream.frames:
+        warnings.warn(f'{path}: decoded {n} of the {stream.frames} frames the header lists')
 
 def _source_fps(stream):
     rate = stream.average_rate or stream.guessed_rate
@@ -104,7 +118,8 @@ def _source_fps(stream):
 # %% ../nbs/21_video.ipynb #5c665ddf
 def video_frames(path, fps=None, max_frames=None, progress=False):
     "Yield (time, [H, W, 3] uint8) frames of `path` one at a time, resampled to `fps`, at most `max_frames`."
-    if max_frames is not None and max_frames < 1: raise ValueError(f'max_frames must be at least 1, got {max_frames}')
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f'max_frames must be at least 1, got {max_frames}')
     container, stream = _open_video(path)
     with container:
         stream.thread_type = 'AUTO'
@@ -112,12 +127,14 @@ def video_frames(path, fps=None, max_frames=None, progress=False):
         timed = _decode_frames(container, stream, path)
         total = stream.frames or None
         if fps is not None:
-            if not 0 < fps < float('inf'): raise ValueError(f'fps must be a positive finite number, got {fps}')
+            if not 0 < fps < float('inf'):
+                raise ValueError(f'fps must be a positive finite number, got {fps}')
             duration = stream.frames / src_fps if stream.frames else float('inf')
             timed, total = _resample(timed, fps, duration), (round(duration * fps) if stream.frames else None)
         if max_frames is not None: total = min(total or max_frames, max_frames)
-        for n, (t, f) in enumerate(tqdm(timed, total=total, desc=f'read {Path(path).name}', disable=not progress,
-                                        leave=False)):
+        for n, (t, f) in enumerate(
+            tqdm(timed, total=total, desc=f'read {Path(path).name}', disable=not progress, leave=False)
+        ):
             yield t, f
             if max_frames is not None and n + 1 >= max_frames: break
 
@@ -127,7 +144,8 @@ def video_rate(path, fps=None):
     with container: return float(fps) if fps is not None else _source_fps(stream)
 
 def video_length(path, fps=None, max_frames=None):
-    "How many frames `video_frames(path, fps, max_frames)` will yield, from the header; None if it does not say."
+    """How many frames `video_frames(path, fps, max_frames)` will yield, from the header; None if it does not
+    say."""
     container, stream = _open_video(path)
     with container: n, src_fps = stream.frames, _source_fps(stream)
     if not n: return max_frames
@@ -135,7 +153,8 @@ def video_length(path, fps=None, max_frames=None):
     return n if max_frames is None else min(n, max_frames)
 
 def read_video(path, fps=None, max_frames=None, progress=False, audio=False):
-    "Decode `path` (mp4/mov, H.264/MPEG-4…) into a `VideoClip`, resampled to `fps` and cut at `max_frames` if given."
+    """Decode `path` (mp4/mov, H.264/MPEG-4…) into a `VideoClip`, resampled to `fps` and cut at `max_frames`
+    if given."""
     rate = video_rate(path, fps)
     timed = list(video_frames(path, fps, max_frames, progress))
     clip = VideoClip(np.stack([f for _, f in timed]), rate, np.array([t for t, _ in timed]), path=Path(path))
@@ -159,7 +178,8 @@ def read_audio(path, max_seconds=None):
 def _as_uint8_frames(frames):
     "Iterate [H, W, 3] uint8 frames from an array, a [-1, 1] tensor [T, 3, H, W] or an iterable."
     if isinstance(frames, torch.Tensor):
-        if frames.ndim != 4 or frames.shape[1] != 3: raise ValueError(f'frame tensor must be [T, 3, H, W], got {list(frames.shape)}')
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f'frame tensor must be [T, 3, H, W], got {list(frames.shape)}')
         return (to_uint8(f) for f in frames)
     return iter(frames)
 
@@ -168,7 +188,8 @@ def _check_frame(frame, shape):
     frame = np.asarray(frame)
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f'frames must be uint8 [H, W, 3], got {frame.dtype} {list(frame.shape)}')
-    if shape is not None and frame.shape != shape: raise ValueError(f'frame size changed from {shape} to {frame.shape}')
+    if shape is not None and frame.shape != shape:
+        raise ValueError(f'frame size changed from {shape} to {frame.shape}')
     h, w = frame.shape[:2]
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode='edge') if h % 2 or w % 2 else frame
 
@@ -176,10 +197,12 @@ def _check_frame(frame, shape):
 _MP4_AUDIO = {'aac', 'mp3', 'alac', 'ac3', 'opus', 'flac'}
 
 def _add_audio_stream(out, inp, codec='copy'):
-    "Add an output stream for the audio of `inp` (before any packet is written): (stream, copy?), or (None, False)."
+    """Add an output stream for the audio of `inp` (before any packet is written): (stream, copy?), or (None,
+    False)."""
     if inp is None or not inp.streams.audio: return None, False
     ain = inp.streams.audio[0]
-    if codec == 'copy' and ain.codec_context.name in _MP4_AUDIO: return out.add_stream_from_template(ain), True
+    if codec == 'copy' and ain.codec_context.name in _MP4_AUDIO:
+        return out.add_stream_from_template(ain), True
     return out.add_stream('aac', rate=ain.rate, layout=ain.layout.name), False
 
 def _mux_audio(out, inp, aout, copy, duration):
@@ -189,34 +212,46 @@ def _mux_audio(out, inp, aout, copy, duration):
         for pkt in inp.demux(ain):
             if pkt.dts is None: continue
             if pkt.pts is not None and pkt.pts * ain.time_base >= duration: break
-            pkt.stream = aout; out.mux(pkt)
+            pkt.stream = aout
+            out.mux(pkt)
         return
     for frame in inp.decode(ain):
         if frame.time is not None and frame.time >= duration: break
-        frame.pts = None; out.mux(aout.encode(frame))
+        frame.pts = None
+        out.mux(aout.encode(frame))
     out.mux(aout.encode(None))
 
 # %% ../nbs/21_video.ipynb #e9816d22
 _FORMATS = {'.mp4': 'mp4', '.m4v': 'mp4', '.mov': 'mov', '.mkv': 'matroska'}
 VIDEO_OUT_SUFFIXES = set(_FORMATS)     # what write_video writes
 
-def write_video(path, frames, fps, audio_from=None, audio_codec='copy', crf=18, preset='medium', progress=True):
-    "Encode `frames` as H.264 (yuv420p) to `path` atomically, with the audio of `audio_from` (a file or `VideoClip`)."
+def write_video(
+    path, frames, fps, audio_from=None, audio_codec='copy', crf=18, preset='medium', progress=True
+):
+    """Encode `frames` as H.264 (yuv420p) to `path` atomically, with the audio of `audio_from` (a file or
+    `VideoClip`)."""
     path = Path(path)
-    if path.suffix.lower() not in _FORMATS: raise ValueError(f'write_video writes {sorted(_FORMATS)}, not {path.name!r}')
+    if path.suffix.lower() not in _FORMATS:
+        raise ValueError(f'write_video writes {sorted(_FORMATS)}, not {path.name!r}')
     if not fps or fps <= 0: raise ValueError(f'fps must be positive, got {fps}')
-    if audio_codec not in ('copy', 'aac'): raise ValueError(f"audio_codec must be 'copy' or 'aac', got {audio_codec!r}")
+    if audio_codec not in ('copy', 'aac'):
+        raise ValueError(f"audio_codec must be 'copy' or 'aac', got {audio_codec!r}")
     source = getattr(audio_from, 'path', audio_from)
-    if audio_from is not None and (source is None or not Path(source).is_file()): raise VideoReadError(source, 'audio source not found')
+    if audio_from is not None and (source is None or not Path(source).is_file()):
+        raise VideoReadError(source, 'audio source not found')
     rate = Fraction(fps).limit_denominator(1001)
     n, shape, total = 0, None, len(frames) if hasattr(frames, '__len__') else None
     with atomic_path(path) as tmp, av.open(str(tmp), 'w', format=_FORMATS[path.suffix.lower()]) as out, \
          (av.open(str(source)) if audio_from is not None else nullcontext()) as inp:
         stream = out.add_stream('libx264', rate=rate, options={'crf': str(crf), 'preset': preset})
         stream.pix_fmt = 'yuv420p'
-        aout, copy = _add_audio_stream(out, inp, audio_codec)                  # all streams exist before the first packet
-        for frame in tqdm(_as_uint8_frames(frames), total=total, desc=path.name, disable=not progress, leave=False):
-            if shape is None: shape = np.asarray(frame).shape; stream.height, stream.width = _check_frame(frame, None).shape[:2]
+        aout, copy = _add_audio_stream(out, inp, audio_codec)  # all streams exist before the first packet
+        for frame in tqdm(
+            _as_uint8_frames(frames), total=total, desc=path.name, disable=not progress, leave=False
+        ):
+            if shape is None:
+                shape = np.asarray(frame).shape
+                stream.height, stream.width = _check_frame(frame, None).shape[:2]
             vf = av.VideoFrame.from_ndarray(_check_frame(frame, shape), format='rgb24')
             vf.pts, n = n, n + 1
             out.mux(stream.encode(vf))

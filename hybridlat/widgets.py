@@ -27,7 +27,8 @@ def _png(array, scale=1):
     "PNG bytes of an [H, W, 3] uint8 array, each pixel repeated `scale` times both ways."
     im = Image.fromarray(array)
     if scale != 1: im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-    buf = io.BytesIO(); im.save(buf, format='PNG')
+    buf = io.BytesIO()
+    im.save(buf, format='PNG')
     return buf.getvalue()
 
 def png_bytes(images, ncols=None, scale=2):
@@ -56,13 +57,17 @@ def full_label(control, label_width='150px', width='430px'):
     return control
 
 class StateView:
-    "Base of the views: `controls` {name: widget} drive `self.state` through `state.set(name=value)`; shows `render()`."
+    """Base of the views: `controls` {name: widget} drive `self.state` through `state.set(name=value)`; shows
+    `render()`."""
     def __init__(self, state, controls, size=256, extra=()):
         self.state, self.controls = state, OrderedDict(controls)
         for control in self.controls.values(): full_label(control)
         self.image = widgets.Image(format='png', width=size, height=size)
-        for name, w in self.controls.items(): w.observe(lambda change, name=name: self._changed(name, change['new']), 'value')
-        self.widget = widgets.HBox([widgets.VBox(list(self.controls.values())), widgets.VBox([self.image, *extra])])
+        for name, w in self.controls.items():
+            w.observe(lambda change, name=name: self._changed(name, change['new']), 'value')
+        self.widget = widgets.HBox(
+            [widgets.VBox(list(self.controls.values())), widgets.VBox([self.image, *extra])]
+        )
         self.refresh()
 
     _quiet = False                       # True while refresh() moves widgets itself
@@ -80,7 +85,8 @@ class StateView:
 
     def refresh(self): self.image.value = png_bytes(self.state.render())
     def _repr_mimebundle_(self, **kwargs):
-        "The live widget for Jupyter, and a PNG of the face it shows for static pages (GitHub, the offline site)."
+        """The live widget for Jupyter, and a PNG of the face it shows for static pages (GitHub, the offline
+        site)."""
         bundle = self.widget._repr_mimebundle_(**kwargs)
         return {**bundle, 'image/png': base64.b64encode(self.image.value).decode('ascii')}
 
@@ -99,37 +105,58 @@ class WPlusExplorerState:
     def set(self, **kw):
         "Set `seed`, `psi`, a group's α (`coarse=2.0`) or a group's direction (`coarse_direction='pc1'`)."
         for k, v in kw.items():
-            if k in ('seed', 'psi'): setattr(self, k, type(getattr(self, k))(v))
-            elif k in self.alpha: self.alpha[k] = float(v)
+            if k in ('seed', 'psi'):
+                setattr(self, k, type(getattr(self, k))(v))
+            elif k in self.alpha:
+                self.alpha[k] = float(v)
             elif k.endswith('_direction') and k[:-10] in self.direction:
-                if v not in self.directions: raise ValueError(f"unknown direction {v!r}; directions are {list(self.directions)}")
+                if v not in self.directions:
+                    raise ValueError(f"unknown direction {v!r}; directions are {list(self.directions)}")
                 self.direction[k[:-10]] = v
-            else: raise ValueError(f"unknown setting {k!r}: use seed, psi, a group {self.groups} or <group>_direction")
+            else:
+                raise ValueError(
+                    f"unknown setting {k!r}: use seed, psi, a group {self.groups} or <group>_direction"
+                )
         return self
 
-    def base(self): return self.model.w_to_wplus(self.model.sample_w(self.seed, self.psi))   # [1, num_ws, w_dim]
+    # [1, num_ws, w_dim]
+    def base(self): return self.model.w_to_wplus(self.model.sample_w(self.seed, self.psi))
     def wplus(self):
         "The W+ latent the sliders describe."
         ws = self.base()
         for g in self.groups:
-            if self.alpha[g]: ws = self.model.apply_direction(ws, self.directions[self.direction[g]], self.alpha[g], None if g == 'all' else g)
+            if self.alpha[g]:
+                ws = self.model.apply_direction(
+                    ws, self.directions[self.direction[g]], self.alpha[g], None if g == 'all' else g
+                )
         return ws
 
     def render(self): return self.model.render_wplus(self.wplus())           # [1, 3, R, R]
 
 # %% ../nbs/34_widgets.ipynb #7d743779
 def _slider(description, value=0.0, lo=-5.0, hi=5.0, step=0.1):
-    return widgets.FloatSlider(value=value, min=lo, max=hi, step=step, description=description, continuous_update=False)
+    return widgets.FloatSlider(
+        value=value, min=lo, max=hi, step=step, description=description, continuous_update=False
+    )
 
 class WPlusExplorer(StateView):
     "Seed, ψ and a (direction, α) pair per W+ group; shows the face."
     def __init__(self, model, directions, seed=0, psi=0.7, size=256):
         state = WPlusExplorerState(model, directions, seed, psi)
         self.sliders = {g: _slider(g) for g in state.groups}
-        self.dropdowns = {f'{g}_direction': widgets.Dropdown(options=list(state.directions), description=f'{g} along')
-                          for g in state.groups}
-        controls = [('seed', widgets.IntText(value=seed, description='seed')), ('psi', _slider('ψ', psi, 0, 1.2, 0.05))]
-        controls += [c for g in state.groups for c in [(f'{g}_direction', self.dropdowns[f'{g}_direction']), (g, self.sliders[g])]]
+        self.dropdowns = {
+            f'{g}_direction': widgets.Dropdown(options=list(state.directions), description=f'{g} along')
+            for g in state.groups
+        }
+        controls = [
+            ('seed', widgets.IntText(value=seed, description='seed')),
+            ('psi', _slider('ψ', psi, 0, 1.2, 0.05)),
+        ]
+        controls += [
+            c
+            for g in state.groups
+            for c in [(f'{g}_direction', self.dropdowns[f'{g}_direction']), (g, self.sliders[g])]
+        ]
         super().__init__(state, controls, size)
 
 # %% ../nbs/34_widgets.ipynb #9853a17d
@@ -144,10 +171,14 @@ class ChannelBrowserState:
         return self.model.layout.channels[self.model.layout.layer_index(layer or self.layer)]
 
     def set(self, seed=None, psi=None, layer=None, channel=None, alpha=None):
-        "Change any of the settings; a new layer keeps the channel if it exists there, else goes to channel 0."
+        """Change any of the settings; a new layer keeps the channel if it exists there, else goes to channel
+        0."""
         if layer is not None: self.layer = self.model.layout.names[self.model.layout.layer_index(layer)]
         if channel is not None:
-            if not 0 <= channel < self.n_channels(): raise ValueError(f"channel {channel} out of range for {self.layer} ({self.n_channels()} channels)")
+            if not 0 <= channel < self.n_channels():
+                raise ValueError(
+                    f"channel {channel} out of range for {self.layer} ({self.n_channels()} channels)"
+                )
             self.channel = int(channel)
         elif self.channel >= self.n_channels(): self.channel = 0
         if seed is not None: self.seed, self.latent = int(seed), None
@@ -155,7 +186,10 @@ class ChannelBrowserState:
         if alpha is not None: self.alpha = float(alpha)
         return self
 
-    def styles(self): return self.model.as_styles(self.model.sample_w(self.seed, self.psi) if self.latent is None else self.latent)
+    def styles(self):
+        return self.model.as_styles(
+            self.model.sample_w(self.seed, self.psi) if self.latent is None else self.latent
+        )
     def effect(self): return self.model.channel_effect(self.styles(), self.layer, self.channel, self.alpha)
     def render(self): return self.effect().image                          # [1, 3, R, R]
 
@@ -168,29 +202,58 @@ def std_figure(model, layer, channel=None, height=220, width=700):
     std = model.channel_std(layer).numpy()
     colors = ['crimson' if i == channel else 'steelblue' for i in range(len(std))]
     fig = go.Figure(go.Bar(x=np.arange(len(std)), y=std, marker_color=colors))
-    return fig.update_layout(height=height, width=width, autosize=False, margin=dict(l=40, r=40, t=30, b=30),
-                             modebar=dict(orientation='v'),           # a vertical toolbar leaves the title readable
-                             title=f'σ of the {len(std)} channels of {layer}', xaxis_title='channel', yaxis_title='σ')
+    return fig.update_layout(
+        height=height,
+        width=width,
+        autosize=False,
+        margin=dict(l=40, r=40, t=30, b=30),
+        modebar=dict(orientation='v'),  # a vertical toolbar leaves the title readable
+        title=f'σ of the {len(std)} channels of {layer}',
+        xaxis_title='channel',
+        yaxis_title='σ',
+    )
 
 class ChannelBrowser(StateView):
     "Layer dropdown, channel and α sliders; shows the moved face, its effect map and the layer's channel σs."
     def __init__(self, model, seed=0, psi=0.7, layer=None, size=256):
         state = ChannelBrowserState(model, seed, psi, layer)
         options = [(f'{n}  ({state.group(n)})', n) for n in model.layout.names]
-        self.sliders = {'channel': widgets.IntSlider(value=0, min=0, max=state.n_channels() - 1, description='channel', continuous_update=False),
-                        'alpha': _slider('α (σ)', 0.0, -10, 10, 0.5)}
-        self.heat, self.plot, self.info = widgets.Image(format='png', width=size, height=size), widgets.Output(), widgets.HTML()
-        controls = [('seed', widgets.IntText(value=seed, description='seed')), ('psi', _slider('ψ', psi, 0, 1.2, 0.05)),
-                    ('layer', widgets.Dropdown(options=options, value=state.layer, description='layer')), *self.sliders.items()]
+        self.sliders = {
+            'channel': widgets.IntSlider(
+                value=0, min=0, max=state.n_channels() - 1, description='channel', continuous_update=False
+            ),
+            'alpha': _slider('α (σ)', 0.0, -10, 10, 0.5),
+        }
+        self.heat, self.plot, self.info = (
+            widgets.Image(format='png', width=size, height=size),
+            widgets.Output(),
+            widgets.HTML(),
+        )
+        controls = [
+            ('seed', widgets.IntText(value=seed, description='seed')),
+            ('psi', _slider('ψ', psi, 0, 1.2, 0.05)),
+            ('layer', widgets.Dropdown(options=options, value=state.layer, description='layer')),
+            *self.sliders.items(),
+        ]
         super().__init__(state, controls, size, extra=[self.heat, self.info, self.plot])
 
     def refresh(self):
         e, self._quiet = self.state.effect(), True
-        try: self.sliders['channel'].max, self.sliders['channel'].value = self.state.n_channels() - 1, self.state.channel
-        finally: self._quiet = False
+        try:
+            self.sliders['channel'].max, self.sliders['channel'].value = (
+                self.state.n_channels() - 1,
+                self.state.channel,
+            )
+        finally:
+            self._quiet = False
         self.image.value, self.heat.value = png_bytes(e.image), heat_png(e.effect[0])
-        self.info.value = (f'{self.state.layer} ch {self.state.channel}: Δs = {e.delta:+.3f}, mean |Δx| = {float(e.effect.mean()):.4f}, '
-                           f'locality = {float(locality(e.effect)):.2f}' if e.delta else 'α = 0: the base face')
+        self.info.value = (
+            f'{self.state.layer} ch {self.state.channel}: Δs = {e.delta:+.3f}, mean |Δx| = '
+            f'{float(e.effect.mean()):.4f}, '
+            f'locality = {float(locality(e.effect)):.2f}'
+            if e.delta
+            else 'α = 0: the base face'
+        )
         self._show(self.plot, std_figure(self.state.model, self.state.layer, self.state.channel))
 
 # %% ../nbs/34_widgets.ipynb #90a05925
@@ -205,14 +268,19 @@ class EditPanelState:
     def set(self, alphas=None, seed=None, psi=None, **kw):
         "Set strengths ({name: α}, or name=α for names that are identifiers), `seed` or `psi`."
         for name, a in {**(alphas or {}), **kw}.items():
-            if name not in self.alphas: raise ValueError(f"unknown direction {name!r}; directions are {list(self.alphas)}")
+            if name not in self.alphas:
+                raise ValueError(f"unknown direction {name!r}; directions are {list(self.alphas)}")
             self.alphas[name] = float(a)
         if seed is not None: self.seed, self.latent = int(seed), None
         if psi is not None: self.psi, self.latent = float(psi), None
         return self
 
     def base(self):
-        return self.model.w_to_wplus(self.model.sample_w(self.seed, self.psi)) if self.latent is None else self.latent
+        return (
+            self.model.w_to_wplus(self.model.sample_w(self.seed, self.psi))
+            if self.latent is None
+            else self.latent
+        )
 
     def wplus(self):
         ws = self.base()
@@ -230,26 +298,42 @@ class EditPanel(StateView):
         super().__init__(state, [(n, s) for n, s in self.sliders.items()], size)
 
     def _changed(self, name, value):
-        self.state.set({name: value}); self.refresh()
+        self.state.set({name: value})
+        self.refresh()
 
 # %% ../nbs/34_widgets.ipynb #316fb1f5
-Reconstruction = namedtuple('Reconstruction', 'name image losses')   # str, [1, 3, R, R], list of floats or None
+# str, [1, 3, R, R], list of floats or None
+Reconstruction = namedtuple('Reconstruction', 'name image losses')
 
 def as_reconstruction(result, item=0):
-    "A `Reconstruction` from an `(name, images)` pair or an object with `.space`, `.images` (and maybe `.losses`)."
-    if isinstance(result, (tuple, list)) and len(result) == 2: name, images, losses = result[0], result[1], None
-    elif hasattr(result, 'images'): name, images, losses = getattr(result, 'space', 'result'), result.images, getattr(result, 'losses', None)
-    else: raise ValueError(f"a result must be a (name, images) pair or have .images, got {type(result).__name__}")
+    """A `Reconstruction` from an `(name, images)` pair or an object with `.space`, `.images` (and maybe
+    `.losses`)."""
+    if isinstance(result, (tuple, list)) and len(result) == 2:
+        name, images, losses = result[0], result[1], None
+    elif hasattr(result, 'images'):
+        name, images, losses = (
+            getattr(result, 'space', 'result'),
+            result.images,
+            getattr(result, 'losses', None),
+        )
+    else:
+        raise ValueError(
+            f"a result must be a (name, images) pair or have .images, got {type(result).__name__}"
+        )
     images = torch.as_tensor(images).detach().float().cpu()
     images = images[None] if images.ndim == 3 else images
-    if images.ndim != 4 or images.shape[1] != 3: raise ValueError(f"images of {name!r} must be [N, 3, H, W], got {tuple(images.shape)}")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images of {name!r} must be [N, 3, H, W], got {tuple(images.shape)}")
     losses = None if losses is None else [float(l) for l in torch.as_tensor(losses).flatten()]
     return Reconstruction(str(name), images[item:item + 1], losses)
 
 def image_errors(target, image):
     "{'L1': mean |x − t| on the [-1, 1] scale, 'PSNR': in dB on the [0, 1] scale}."
     mse = (((image - target) / 2) ** 2).mean()
-    return {'L1': float((image - target).abs().mean()), 'PSNR': float(10 * torch.log10(1 / mse.clamp_min(1e-10)))}
+    return {
+        'L1': float((image - target).abs().mean()),
+        'PSNR': float(10 * torch.log10(1 / mse.clamp_min(1e-10))),
+    }
 
 # %% ../nbs/34_widgets.ipynb #e0781280
 class InversionViewerState:
@@ -260,19 +344,23 @@ class InversionViewerState:
         self.results = [as_reconstruction(r, item) for r in results]
         if not self.results: raise ValueError("InversionViewerState needs at least one result")
         for r in self.results:
-            if r.image.shape != self.target.shape: raise ValueError(f"{r.name!r} is {tuple(r.image.shape)}, the target {tuple(self.target.shape)}")
+            if r.image.shape != self.target.shape:
+                raise ValueError(
+                    f"{r.name!r} is {tuple(r.image.shape)}, the target {tuple(self.target.shape)}"
+                )
         self.index = 0
 
     def set(self, index=None):
         if index is not None:
-            if not 0 <= index < len(self.results): raise ValueError(f"index must be in 0…{len(self.results) - 1}, got {index}")
+            if not 0 <= index < len(self.results):
+                raise ValueError(f"index must be in 0…{len(self.results) - 1}, got {index}")
             self.index = int(index)
         return self
 
     @property
     def names(self): return [r.name for r in self.results]
-    def render(self): return torch.cat([self.target, self.results[self.index].image])                  # [2, 3, R, R]
-    def grid(self): return torch.cat([self.target, *[r.image for r in self.results]])                 # [1 + n, 3, R, R]
+    def render(self): return torch.cat([self.target, self.results[self.index].image])  # [2, 3, R, R]
+    def grid(self): return torch.cat([self.target, *[r.image for r in self.results]])  # [1 + n, 3, R, R]
     def errors(self): return [dict(name=r.name, **image_errors(self.target, r.image)) for r in self.results]
 
 # %% ../nbs/34_widgets.ipynb #255e1733
@@ -293,7 +381,9 @@ class InversionViewer(StateView):
     def __init__(self, target, results, item=0, size=256):
         state = InversionViewerState(target, results, item)
         self.table, self.plot = widgets.HTML(), widgets.Output()
-        picker = widgets.ToggleButtons(options=[(n, i) for i, n in enumerate(state.names)], description='latent')
+        picker = widgets.ToggleButtons(
+            options=[(n, i) for i, n in enumerate(state.names)], description='latent'
+        )
         super().__init__(state, [('index', picker)], size, extra=[self.table, self.plot])
         self.image.width = 2 * size
         if any(r.losses for r in state.results): self._show(self.plot, loss_figure(state.results))
@@ -304,11 +394,20 @@ class InversionViewer(StateView):
 
 # %% ../nbs/34_widgets.ipynb #e6bf7d68
 def snapshot(state, ax=None, title=None):
-    "Matplotlib picture of what a widget state shows: base and edited face (and the effect map, for channels)."
+    """Matplotlib picture of what a widget state shows: base and edited face (and the effect map, for
+    channels)."""
     if isinstance(state, ChannelBrowserState):
         e = state.effect()
         heat = from_uint8(heat_rgb(e.effect[0]))[None]                       # [1, 3, R, R]
-        images, title = torch.cat([e.base, e.image, heat]), title or f'{state.layer} ch {state.channel}, α = {state.alpha:g}'
-    elif isinstance(state, InversionViewerState): images, title = state.grid(), title or 'target · ' + ' · '.join(state.names)
-    else: images, title = torch.cat([state.model.render_wplus(state.base()), state.render()]), title or 'base · edited'
+        images, title = (
+            torch.cat([e.base, e.image, heat]),
+            title or f'{state.layer} ch {state.channel}, α = {state.alpha:g}',
+        )
+    elif isinstance(state, InversionViewerState):
+        images, title = state.grid(), title or 'target · ' + ' · '.join(state.names)
+    else:
+        images, title = (
+            torch.cat([state.model.render_wplus(state.base()), state.render()]),
+            title or 'base · edited',
+        )
     return show_images(images, ncols=len(images), ax=ax, title=title)

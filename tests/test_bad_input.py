@@ -1,9 +1,10 @@
-"""Bad input through the real command line: one clear line, the right exit status, nothing half-written, inputs intact.
+"""Bad input through the real command line: one clear line, the right exit status, nothing half-written,
+inputs intact.
 
-Each case runs `hybridlat` in a fresh process, as a user would, in a folder holding copies of the inputs. After it:
-the exit status is the expected one (2: usage, 1: bad data, 130/143: interrupted), stderr is one line naming the
-problem (no traceback), the folder holds no new file (no output, no hidden temp file), and the inputs are unchanged.
-"""
+Each case runs `hybridlat` in a fresh process, as a user would, in a folder holding copies of the inputs.
+After it: the exit status is the expected one (2: usage, 1: bad data, 130/143: interrupted), stderr is one
+line naming the problem (no traceback), the folder holds no new file (no output, no hidden temp file), and the
+inputs are unchanged."""
 import hashlib
 import os
 import shutil
@@ -34,18 +35,24 @@ FAST = ['--fps', '5', '--max-frames', '3']
 
 def run_cli(*args, cwd):
     code = 'import sys; from hybridlat.cli import main; sys.exit(main())'
-    return subprocess.run([sys.executable, '-c', code, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, '-c', code, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def digest(folder):
     "{name: sha256} of every file in `folder`, hidden ones included."
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(folder).iterdir())
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope='module')
 def inputs(tmp_path_factory):
-    "A folder with copies of a portrait and a clip, a faceless picture, a broken video and NaN-poisoned weights."
+    """A folder with copies of a portrait and a clip, a faceless picture, a broken video and NaN-poisoned
+    weights."""
     d = tmp_path_factory.mktemp('inputs')
     shutil.copy(PORTRAIT, d / 'portrait.png')
     shutil.copy(CLIP, d / 'driving.mp4')
@@ -133,13 +140,16 @@ def test_frames_without_a_face_are_held_and_counted(inputs, tmp_path):
     frames = read_video(CLIP, fps=5, max_frames=12).frames.copy()
     frames[4:9] = 128                                                     # the face is gone for 5 frames
     write_video(tmp_path / 'gaps.mp4', frames, 5, progress=False)
-    res = run_cli(*reenact_args(inputs, driving=tmp_path / 'gaps.mp4', **{'-o': tmp_path / 'out.mp4'}), cwd=tmp_path)
+    res = run_cli(
+        *reenact_args(inputs, driving=tmp_path / 'gaps.mp4', **{'-o': tmp_path / 'out.mp4'}), cwd=tmp_path
+    )
     assert res.returncode == 0, res.stderr
     assert '5 of 12 driving frames had no face: held the previous expression' in res.stdout
     assert len(read_video(tmp_path / 'out.mp4').frames) == 12
 
 
-@pytest.mark.parametrize('sig, status, word', [(signal.SIGTERM, 143, 'terminated'), (signal.SIGINT, 130, 'interrupted')])
+@pytest.mark.parametrize('sig, status, word',
+                         [(signal.SIGTERM, 143, 'terminated'), (signal.SIGINT, 130, 'interrupted')])
 def test_interrupt_during_the_write_leaves_nothing(inputs, tmp_path, sig, status, word):
     (tmp_path / 'out.mp4').write_bytes(b'the previous output')               # must survive the interrupt
     # Ctrl-C as in a terminal: a child of a non-interactive shell's background job starts with SIGINT ignored
@@ -150,14 +160,15 @@ def test_interrupt_during_the_write_leaves_nothing(inputs, tmp_path, sig, status
     proc = subprocess.Popen([sys.executable, '-c', code, *map(str, args)], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:                   # wait for the temp file of the write
+    while time.time() < deadline and proc.poll() is None:  # wait for the temp file of the write
         if any(p.name.startswith('.out.mp4.') for p in tmp_path.iterdir()): break
         time.sleep(0.05)
     assert proc.poll() is None, 'finished before it could be interrupted'
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == status, err
-    assert word in err.strip().splitlines()[-1] and 'Traceback' not in err, err      # progress bars, then one line
+    # progress bars, then one line
+    assert word in err.strip().splitlines()[-1] and 'Traceback' not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ['out.mp4']          # no hidden temp file left
     assert (tmp_path / 'out.mp4').read_bytes() == b'the previous output'
 

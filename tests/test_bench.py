@@ -1,4 +1,5 @@
-"The benchmark's command line: `python -m hybridlat.bench` runs, prints the table and writes JSON; bad input fails early."
+"""The benchmark's command line: `python -m hybridlat.bench` runs, prints the table and writes JSON; bad input
+fails early."""
 import json, os, subprocess, sys
 from pathlib import Path
 import pytest
@@ -7,13 +8,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_bench(*args, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    return subprocess.run([sys.executable, '-m', 'hybridlat.bench', *args], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=300)
+    return subprocess.run(
+        [sys.executable, '-m', 'hybridlat.bench', *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
 
 def test_module_runs_and_writes_json(tmp_path):
     out = tmp_path / 'sub' / 'results.json'
-    r = run_bench('--resolutions', '16', '32', '--batches', '1', '2', '--repeats', '1', '--no-small', '--out', str(out),
-                  tmp_path=tmp_path)
+    r = run_bench(
+        '--resolutions',
+        '16',
+        '32',
+        '--batches',
+        '1',
+        '2',
+        '--repeats',
+        '1',
+        '--no-small',
+        '--out',
+        str(out),
+        tmp_path=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert '| config-f-32 |' in r.stdout and 'GFLOP/s' in r.stdout
     res = json.loads(out.read_text())
@@ -23,7 +42,7 @@ def test_module_runs_and_writes_json(tmp_path):
     for row in res['rows']:
         assert row['sec_per_image'] > 0 and row['gmac_per_image'] > 0
         assert row['matmul_fraction'] == pytest.approx(row['gflops'] / res['matmul_gflops'])
-    assert not [p for p in out.parent.iterdir() if p.name.startswith('.')]       # no temporary file left behind
+    assert not [p for p in out.parent.iterdir() if p.name.startswith('.')]  # no temporary file left behind
 
 @pytest.mark.parametrize('args, message', [(['--resolutions', '48'], 'powers of two'),
                                             (['--batches', '0'], '--batches'),
@@ -37,6 +56,14 @@ def test_library_counts_match_flop_counter():
     from hybridlat.bench import counted_macs, generator_macs
     from hybridlat.generator import Generator
     G = Generator(z_dim=16, w_dim=16, img_resolution=64, mapping_kwargs=dict(num_layers=2),
-                  synthesis_kwargs=dict(channel_base=256, channel_max=8))          # conv0 inputs from 4² to 32²
+                  synthesis_kwargs=dict(channel_base=256, channel_max=8))  # conv0 inputs from 4² to 32²
     assert counted_macs(G, 2) == 2 * generator_macs(G)
-    assert set(generator_macs(G, breakdown=True)) == {'mapping', 'affine', 'conv', 'conv_up', 'fir', 'torgb', 'skip_up'}
+    assert set(generator_macs(G, breakdown=True)) == {
+        'mapping',
+        'affine',
+        'conv',
+        'conv_up',
+        'fir',
+        'torgb',
+        'skip_up',
+    }

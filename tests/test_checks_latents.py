@@ -3,8 +3,22 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
-from hybridlat.checks_latents import (A4_SEED, _a4_verdict, a4_faces, attribute_labels, beats, channel_effects, check_a3,
-                                      check_a4, check_a5, gender_labeller, mean_ws, memo, mouth_openings, spread)
+from hybridlat.checks_latents import (
+    A4_SEED,
+    _a4_verdict,
+    a4_faces,
+    attribute_labels,
+    beats,
+    channel_effects,
+    check_a3,
+    check_a4,
+    check_a5,
+    gender_labeller,
+    mean_ws,
+    memo,
+    mouth_openings,
+    spread,
+)
 from hybridlat.datasets import align_photo
 from hybridlat.edits import mouth_box, render, sample_w
 from hybridlat.faces import face_landmarks, find_data_dir
@@ -42,14 +56,20 @@ def test_a3_reference_passes(G, a3):
 
 @pytest.mark.needs_dlib
 def test_a3_latent_never_moved(G, a3):
-    failed(check_a3(G, a3[0], mean_ws(G), a3[2]), 'your W latent is still the starting point', 'requires_grad=True')
+    failed(
+        check_a3(G, a3[0], mean_ws(G), a3[2]),
+        'your W latent is still the starting point',
+        'requires_grad=True',
+    )
     failed(check_a3(G, a3[0], mean_ws(G).clone(), mean_ws(G).clone()), 'W and W+ latents are still')
 
 
 @pytest.mark.needs_dlib
 def test_a3_w_and_wplus_mixed_up(G, a3):
     target, w, wp = a3
-    failed(check_a3(G, target, wp, wp), 'the W latent is one w', 'its rows differ', 'you returned a W+ latent')
+    failed(
+        check_a3(G, target, wp, wp), 'the W latent is one w', 'its rows differ', 'you returned a W+ latent'
+    )
     failed(check_a3(G, target, w, w), 'all 12 rows are equal: that is a W latent')
 
 
@@ -66,7 +86,9 @@ def test_a3_shapes_and_values(G, a3):
 def test_a3_wrong_image_range(G, a3):
     target, _, wp = a3
     with torch.enable_grad():
-        w01 = project(G, (target + 1) / 2, 'W', steps=20, progress=False).latent[:, None].repeat(1, G.num_ws, 1)
+        w01 = (
+            project(G, (target + 1) / 2, 'W', steps=20, progress=False).latent[:, None].repeat(1, G.num_ws, 1)
+        )
     failed(check_a3(G, target, w01, wp), 'W reconstruction fits the target in [-1, 1]', 'a target in [0, 1]')
 
 
@@ -75,8 +97,11 @@ def test_a3_too_few_steps(G, a3):
     "A latent barely moved from w̄ is not a reconstruction: it must beat the mean face by the margin."
     target, w, wp = a3
     start = mean_ws(G)
-    failed(check_a3(G, target, start + 0.02 * (w - start), start + 0.02 * (wp - start)), 'beats the mean face',
-           'run more steps')
+    failed(
+        check_a3(G, target, start + 0.02 * (w - start), start + 0.02 * (wp - start)),
+        'beats the mean face',
+        'run more steps',
+    )
 
 
 # ---------------------------------------------------------------- A4: mouth channel
@@ -85,7 +110,8 @@ SMALL = dict(n_seeds=6, n_random=10)
 
 @pytest.fixture(scope='module')
 def a4_answer(G):
-    "A channel found the way a student would: gradient screen of the mouth region, then intervention on other faces."
+    """A channel found the way a student would: gradient screen of the mouth region, then intervention on
+    other faces."""
     layout, std = StyleLayout.from_generator(G), torch.as_tensor(style_statistics(G, 500).std.copy())
     s, boxes, _, _ = a4_faces(G, range(4))
     with torch.enable_grad():
@@ -96,9 +122,13 @@ def a4_answer(G):
         sq, gen = 0, torch.Generator().manual_seed(0)
         for _ in range(8):
             region = img[..., t:b, l:r]
-            g, = torch.autograd.grad((region * torch.randn(region.shape, generator=gen)).sum(), flat, retain_graph=True)
+            (g,) = torch.autograd.grad(
+                (region * torch.randn(region.shape, generator=gen)).sum(), flat, retain_graph=True
+            )
             sq = sq + g.square().sum(0)
-    conv = torch.tensor([not layout.names[layout.layer_channel(j)[0]].endswith('torgb') for j in range(layout.n_channels)])
+    conv = torch.tensor(
+        [not layout.names[layout.layer_channel(j)[0]].endswith('torgb') for j in range(layout.n_channels)]
+    )
     top = torch.where(conv, sq.sqrt() * std, torch.tensor(0.)).topk(12).indices
     cands = [(layout.names[layout.layer_channel(int(j))[0]], layout.layer_channel(int(j))[1]) for j in top]
     effects = [channel_effects(G, l, [c], range(100, 106))[0] for l, c in cands]
@@ -133,7 +163,9 @@ def test_a4_typical_channel_fails(G, a4_answer):
     layer = a4_answer[0]
     chans, eff = _random_effects(G, layer)
     typical = int(chans[np.argsort(eff)[len(eff) // 2]])
-    failed(check_a4(G, layer, typical, **SMALL), f'random channels of {layer}', 'needed ≥ 90%', 'clearly larger')
+    failed(
+        check_a4(G, layer, typical, **SMALL), f'random channels of {layer}', 'needed ≥ 90%', 'clearly larger'
+    )
 
 
 def test_a4_verdicts():
@@ -145,7 +177,7 @@ def test_a4_verdicts():
     assert not ok and 'but + closes it' in detail and 'dlib found 5 of 6 faces' in detail
     what, ok, detail = _a4_verdict('b64.conv1', 3, 0.004, r, 5.0, 0.9, 6, 6)
     assert not ok and 'beats 7 of 10' in detail and 'clearly larger' in detail
-    assert not _a4_verdict('b64.conv1', 3, 0.0, r - 1, 5.0, 0.9, 6, 6)[1]      # beating all is not enough at zero
+    assert not _a4_verdict('b64.conv1', 3, 0.0, r - 1, 5.0, 0.9, 6, 6)[1]  # beating all is not enough at zero
 
 
 def test_a4_bad_layer_or_channel(G):

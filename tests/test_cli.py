@@ -7,24 +7,38 @@ import pytest
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, '-c', 'import sys; from hybridlat.cli import main; sys.exit(main())', *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, '-c', 'import sys; from hybridlat.cli import main; sys.exit(main())', *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_demo_writes_pictures_and_report(tmp_path):
     res = run_cli('demo', '--out', str(tmp_path / 'out'), '--seed', '4', cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     files = sorted(p.name for p in (tmp_path / 'out').iterdir())
-    assert files == ['README.txt', 'demo.json', 'reenactment.mp4', 'reenactment.png', 'samples.png', 'style_mixing.png',
-                     'stylespace_channels.png']
+    assert files == [
+        'README.txt',
+        'demo.json',
+        'reenactment.mp4',
+        'reenactment.png',
+        'samples.png',
+        'style_mixing.png',
+        'stylespace_channels.png',
+    ]
     info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
     assert info['seeds'][0] == 4 and info['resolution'] == 128
-    assert info['generator'].startswith('embedded faces128 generator')       # the shipped weights, not random ones
+    assert info['generator'].startswith('embedded faces128 generator')  # the shipped weights, not random ones
     assert all(f'wrote {tmp_path / "out"}' in line for line in res.stdout.strip().splitlines())
 
 
 def test_demo_with_missing_checkpoint_fails_clearly(tmp_path):
-    res = run_cli('demo', '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'nope.pkl'), cwd=tmp_path)
+    res = run_cli(
+        'demo', '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'nope.pkl'), cwd=tmp_path
+    )
     assert res.returncode != 0
     assert 'nope.pkl' in res.stderr
     assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())
@@ -47,7 +61,9 @@ def test_demo_renders_from_a_checkpoint(tmp_path):
     from hybridlat.generator import Generator, small_generator_kwargs
     torch.manual_seed(7)
     save_generator(Generator(**small_generator_kwargs(32)), tmp_path / 'g32.pt')
-    res = run_cli('demo', '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'g32.pt'), cwd=tmp_path)
+    res = run_cli(
+        'demo', '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'g32.pt'), cwd=tmp_path
+    )
     assert res.returncode == 0, res.stderr
     info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
     assert info['resolution'] == 32 and info['generator'] == 'checkpoint g32.pt'
@@ -55,7 +71,9 @@ def test_demo_renders_from_a_checkpoint(tmp_path):
 
 def test_demo_rejects_a_non_checkpoint(tmp_path):
     (tmp_path / 'notes.pkl').write_text('not a checkpoint')
-    res = run_cli('demo', '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'notes.pkl'), cwd=tmp_path)
+    res = run_cli(
+        'demo', '--out', str(tmp_path / 'out'), '--checkpoint', str(tmp_path / 'notes.pkl'), cwd=tmp_path
+    )
     assert res.returncode == 1 and 'hybridlat demo:' in res.stderr and 'Traceback' not in res.stderr
 
 
@@ -77,8 +95,10 @@ def test_demo_true_latents_differ_from_encoded(tmp_path):
     for name, extra in (('enc', []), ('true', ['--true-latents'])):
         res = run_cli('demo', '--out', str(tmp_path / name), *extra, cwd=tmp_path)
         assert res.returncode == 0, res.stderr
-    enc, true = (read_video(tmp_path / n / 'reenactment.mp4').frames[:, :, 256:].astype(float) for n in ('enc', 'true'))
-    assert abs(enc - true).mean() > 1.0                 # the right panel is the encoder's, not the true latents'
+    enc, true = (
+        read_video(tmp_path / n / 'reenactment.mp4').frames[:, :, 256:].astype(float) for n in ('enc', 'true')
+    )
+    assert abs(enc - true).mean() > 1.0  # the right panel is the encoder's, not the true latents'
     info = json.loads((tmp_path / 'true' / 'demo.json').read_text())
     assert info['reenactment']['latents'].startswith('true latents')
 
@@ -98,7 +118,8 @@ def test_demo_needs_no_face_extras(tmp_path):
     block = ("import sys\n"
              "class Block:\n"
              "    def find_spec(self, name, path=None, target=None):\n"
-             "        if name.split('.')[0] in ('dlib', 'face_recognition_models'): raise ImportError('blocked ' + name)\n"
+             "        if name.split('.')[0] in ('dlib', 'face_recognition_models'): raise "
+             "ImportError('blocked ' + name)\n"
              "sys.meta_path.insert(0, Block())\n"
              "from hybridlat.cli import main; sys.exit(main())")
     res = subprocess.run([sys.executable, '-c', block, 'demo', '--out', str(tmp_path / 'out')],

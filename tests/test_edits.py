@@ -1,14 +1,32 @@
-"Tests of hybridlat.edits: InterFaceGAN directions, conditional editing, labellers, directions files, channel edits."
+"""Tests of hybridlat.edits: InterFaceGAN directions, conditional editing, labellers, directions files,
+channel edits."""
 import numpy as np
 import pytest
 import torch
 from hybridlat.generator import Generator
 from hybridlat.latents import generator_fingerprint, style_statistics
 from hybridlat.stylespace import StyleLayout, w_plus_to_s
-from hybridlat.edits import (AttributeLabeller, apply_edits, as_w_plus, conditional_direction, edit_channel, edit_w,
-                             fit_direction, fit_directions, labelling_widget, load_directions, parse_args, parse_edits,
-                             random_directions, render, sample_w, save_directions, thumbnails, top_channels,
-                             train_labeller)
+from hybridlat.edits import (
+    AttributeLabeller,
+    apply_edits,
+    as_w_plus,
+    conditional_direction,
+    edit_channel,
+    edit_w,
+    fit_direction,
+    fit_directions,
+    labelling_widget,
+    load_directions,
+    parse_args,
+    parse_edits,
+    random_directions,
+    render,
+    sample_w,
+    save_directions,
+    thumbnails,
+    top_channels,
+    train_labeller,
+)
 from helpers import tiny_generator
 
 
@@ -24,8 +42,10 @@ def _gauss(n, d, seed=0): return torch.randn(n, d, generator=torch.Generator().m
 
 def test_fit_direction_recovers_planted():
     w, planted = _gauss(600, 16), random_directions(1, 16, seed=3)[0]
-    normal, acc = fit_direction(w, (w @ planted).numpy() + 0.05 * np.random.default_rng(0).standard_normal(600))
-    assert float(normal @ planted) > 0.95 and acc > 0.9          # points the right way, not just along the axis
+    normal, acc = fit_direction(
+        w, (w @ planted).numpy() + 0.05 * np.random.default_rng(0).standard_normal(600)
+    )
+    assert float(normal @ planted) > 0.95 and acc > 0.9  # points the right way, not just along the axis
     test_normal, _ = fit_direction(w, -(w @ planted).numpy())
     assert float(test_normal @ planted) < -0.95                  # flipping the scores flips the normal
     torch.testing.assert_close(normal.norm(), torch.tensor(1.))
@@ -35,7 +55,8 @@ def test_fit_direction_errors():
     w = _gauss(50, 8)
     with pytest.raises(ValueError, match='one finite score per latent'): fit_direction(w, np.zeros(3))
     with pytest.raises(ValueError, match='one finite score per latent'): fit_direction(w, np.full(50, np.nan))
-    with pytest.raises(ValueError, match=r'latents must be \[N, w_dim\]'): fit_direction(w[None], np.zeros(50))
+    with pytest.raises(ValueError, match=r'latents must be \[N, w_dim\]'):
+        fit_direction(w[None], np.zeros(50))
     with pytest.raises(ValueError, match='too few samples'): fit_direction(w[:6], np.arange(6.), keep=0.5)
 
 
@@ -51,7 +72,8 @@ def test_edit_w_and_apply_edits():
     torch.testing.assert_close(layered[:, [1, 3]], wp[:, [1, 3]] + dirs['a'])
     with pytest.raises(ValueError, match="unknown edit 'smile'"): apply_edits(w, {'smile': 1.}, dirs)
     with pytest.raises(ValueError, match='finite number'): apply_edits(w, {'a': float('inf')}, dirs)
-    with pytest.raises(ValueError, match='NaN'): apply_edits(torch.full_like(w, float('nan')), {'a': 1.}, dirs)
+    with pytest.raises(ValueError, match='NaN'):
+        apply_edits(torch.full_like(w, float('nan')), {'a': 1.0}, dirs)
     with pytest.raises(ValueError, match='direction has shape'): edit_w(w, torch.zeros(4), 1.)
     with pytest.raises(ValueError, match='needs W\\+'): edit_w(w, dirs['a'], 1., layers=[0])
 
@@ -78,7 +100,8 @@ def test_thumbnails_and_labeller():
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 256, (120, 32, 32, 3), dtype=np.uint8)
     y = rng.random(120)
-    imgs[:, 20:28, 8:24] = (y * 255).astype(np.uint8)[:, None, None, None]      # a "mouth" patch whose brightness is y
+    # a "mouth" patch whose brightness is y
+    imgs[:, 20:28, 8:24] = (y * 255).astype(np.uint8)[:, None, None, None]
     box = (20 / 32, 28 / 32, 8 / 32, 24 / 32)
     feats = thumbnails(imgs, box, (2, 4))
     assert feats.shape == (120, 24)
@@ -121,15 +144,31 @@ def test_save_load_directions(tmp_path, G):
     assert meta['note'] == 'x' and sorted(back) == ['a', 'b']
     torch.testing.assert_close(back['a'], dirs['a'])
     save_directions(dirs, tmp_path / 'other.pt', generator='0' * 32)
-    with pytest.warns(UserWarning, match='other generator weights'): load_directions(str(tmp_path / 'other.pt'), G=G)
-    with pytest.raises(ValueError, match='w_dim 32'): load_directions(tmp_path / 'd.pt', G=Generator(z_dim=8, w_dim=8, img_resolution=8, mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=64, channel_max=16)))
-    with pytest.raises(ValueError, match='NaN'): save_directions({'a': torch.full((4,), float('nan'))}, tmp_path / 'n.pt')
-    with pytest.raises(ValueError, match=r'must all be \[w_dim\]'): save_directions({'a': torch.zeros(2, 4)}, tmp_path / 'n.pt')
+    with pytest.warns(UserWarning, match='other generator weights'):
+        load_directions(str(tmp_path / 'other.pt'), G=G)
+    with pytest.raises(ValueError, match='w_dim 32'):
+        load_directions(
+            tmp_path / 'd.pt',
+            G=Generator(
+                z_dim=8,
+                w_dim=8,
+                img_resolution=8,
+                mapping_kwargs=dict(num_layers=1),
+                synthesis_kwargs=dict(channel_base=64, channel_max=16),
+            ),
+        )
+    with pytest.raises(ValueError, match='NaN'):
+        save_directions({'a': torch.full((4,), float('nan'))}, tmp_path / 'n.pt')
+    with pytest.raises(ValueError, match=r'must all be \[w_dim\]'):
+        save_directions({'a': torch.zeros(2, 4)}, tmp_path / 'n.pt')
     assert not (tmp_path / 'n.pt').exists()
     torch.save({'x': 1}, tmp_path / 'junk.pt')
-    with pytest.raises(ValueError, match='not a hybridlat directions file'): load_directions(tmp_path / 'junk.pt')
-    with pytest.raises(FileNotFoundError, match="no shipped directions 'faces4096'"): load_directions('faces4096')
-    with pytest.raises(FileNotFoundError, match='no directions file'): load_directions(tmp_path / 'missing.pt')
+    with pytest.raises(ValueError, match='not a hybridlat directions file'):
+        load_directions(tmp_path / 'junk.pt')
+    with pytest.raises(FileNotFoundError, match="no shipped directions 'faces4096'"):
+        load_directions('faces4096')
+    with pytest.raises(FileNotFoundError, match='no directions file'):
+        load_directions(tmp_path / 'missing.pt')
 
 
 def test_shipped_directions():
@@ -138,9 +177,12 @@ def test_shipped_directions():
     dirs, meta = load_directions('faces128', with_meta=True)
     assert {'age', 'gender', 'mouth', 'age_keep_gender'} <= set(dirs)
     assert all(d.shape == (G.w_dim,) and torch.isfinite(d).all() for d in dirs.values())
-    assert abs(float(dirs['age_keep_gender'] @ dirs['gender'])) < 1e-3 * dirs['age_keep_gender'].norm() * dirs['gender'].norm()
+    assert (
+        abs(float(dirs['age_keep_gender'] @ dirs['gender']))
+        < 1e-3 * dirs['age_keep_gender'].norm() * dirs['gender'].norm()
+    )
     assert set(meta['accuracy']) == {'age', 'gender', 'mouth'}
-    ws = G.sample_ws([0, 1])                                                  # [2, num_ws, w_dim], as reenact uses it
+    ws = G.sample_ws([0, 1])  # [2, num_ws, w_dim], as reenact uses it
     assert apply_edits(ws, {'age': 2.0}, dirs).shape == ws.shape
 
 

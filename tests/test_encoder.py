@@ -1,11 +1,21 @@
-"Tests of hybridlat.encoder: shape contracts (128² and a tiny 1024²), composition exactness, checkpoints, gradients."
+"""Tests of hybridlat.encoder: shape contracts (128² and a tiny 1024²), composition exactness, checkpoints,
+gradients."""
 import pytest
 import torch
 from hybridlat.checkpoints import CheckpointError, save_generator
 from hybridlat.generator import Generator
 from hybridlat.stylespace import StyleLayout, w_plus_to_s, deformation_layer_names
-from hybridlat.encoder import (HybridEncoder, encoder_for, hybrid_styles, render_hybrid, save_encoder, load_encoder,
-                               w_groups, conv_w_index, check_encoder_fits)
+from hybridlat.encoder import (
+    HybridEncoder,
+    encoder_for,
+    hybrid_styles,
+    render_hybrid,
+    save_encoder,
+    load_encoder,
+    w_groups,
+    conv_w_index,
+    check_encoder_fits,
+)
 from helpers import tiny_generator
 
 TINY = dict(channels=(4, 8, 8, 16, 16, 16), fpn_channels=16)
@@ -33,7 +43,11 @@ def test_w_groups():
     assert [len(r) for r in w_groups(12).values()] == [1, 3, 3, 5]
     for n in range(4, 19):
         rs = list(w_groups(n).values())
-        assert rs[0].start == 0 and rs[-1].stop == n and all(a.stop == b.start and len(a) > 0 for a, b in zip(rs, rs[1:]))
+        assert (
+            rs[0].start == 0
+            and rs[-1].stop == n
+            and all(a.stop == b.start and len(a) > 0 for a, b in zip(rs, rs[1:]))
+        )
     with pytest.raises(ValueError, match='at least 4'): w_groups(3)
 
 
@@ -55,7 +69,9 @@ def test_shapes_128(G):
         feats = E.features(x)
     assert w_id.shape == (3, G.num_ws, G.w_dim) == (3, 12, 32)
     assert list(s_f) == names
-    assert [tuple(v.shape) for v in s_f.values()] == [(3, layout.channels[layout.layer_index(n)]) for n in names]
+    assert [tuple(v.shape) for v in s_f.values()] == [
+        (3, layout.channels[layout.layer_index(n)]) for n in names
+    ]
     assert [tuple(f.shape[-2:]) for f in feats.values()] == [(4, 4), (8, 8), (16, 16), (32, 32)]
     assert torch.equal(E.encode_identity(x), w_id)
 
@@ -78,8 +94,10 @@ def test_fresh_encoder_starts_at_w_avg(G):
 
 def test_bad_images(G):
     E = encoder_for(G, **TINY)
-    with pytest.raises(ValueError, match=r'images must be a tensor \[N, 3, 128, 128\]'): E.encode_identity(images(1, 64))
-    with pytest.raises(ValueError, match='NaN'): E.encode_deformation(torch.full((1, 3, 128, 128), float('nan')))
+    with pytest.raises(ValueError, match=r'images must be a tensor \[N, 3, 128, 128\]'):
+        E.encode_identity(images(1, 64))
+    with pytest.raises(ValueError, match='NaN'):
+        E.encode_deformation(torch.full((1, 3, 128, 128), float('nan')))
 
 
 def test_composition_exact(G):
@@ -101,10 +119,13 @@ def test_composition_exact(G):
 def test_composition_errors(G):
     w = G.mapping.w_avg.expand(2, 12, -1)
     with pytest.raises(ValueError, match='w_id must be'): hybrid_styles(G, w[:, :5], {})
-    with pytest.raises(ValueError, match='must be \\[N, 32\\]'): hybrid_styles(G, w, {'b4.conv1': torch.zeros(2, 5)})
-    with pytest.raises(ValueError, match='does not have'): hybrid_styles(G, w, {'b4.conv0': torch.zeros(2, 32)})
+    with pytest.raises(ValueError, match='must be \\[N, 32\\]'):
+        hybrid_styles(G, w, {'b4.conv1': torch.zeros(2, 5)})
+    with pytest.raises(ValueError, match='does not have'):
+        hybrid_styles(G, w, {'b4.conv0': torch.zeros(2, 32)})
     with pytest.raises(ValueError, match='batch sizes'): hybrid_styles(G, w, {'b4.conv1': torch.zeros(3, 32)})
-    with pytest.raises(ValueError, match='NaN'): hybrid_styles(G, w, {'b4.conv1': torch.full((2, 32), float('nan'))})
+    with pytest.raises(ValueError, match='NaN'):
+        hybrid_styles(G, w, {'b4.conv1': torch.full((2, 32), float('nan'))})
 
 
 def test_render_hybrid_matches_synthesis_at_zero(G):
@@ -129,7 +150,8 @@ def test_loader_rejects(G, G1024, tmp_path):
     E = encoder_for(G, **TINY)
     path = save_encoder(E, tmp_path / 'enc.pt')
     save_generator(G, tmp_path / 'gen.pt')
-    with pytest.raises(CheckpointError, match="format 'hybridlat.generator'"): load_encoder(tmp_path / 'gen.pt')
+    with pytest.raises(CheckpointError, match="format 'hybridlat.generator'"):
+        load_encoder(tmp_path / 'gen.pt')
     (tmp_path / 'cut.pt').write_bytes(path.read_bytes()[:path.stat().st_size // 2])
     with pytest.raises(CheckpointError, match='truncated or corrupt'): load_encoder(tmp_path / 'cut.pt')
     (tmp_path / 'junk.pt').write_bytes(b'not a checkpoint at all')
@@ -144,7 +166,8 @@ def test_loader_rejects(G, G1024, tmp_path):
     other = encoder_test_generator(128, seed=5)
     with pytest.warns(UserWarning, match="w_avg differs"): load_encoder(path, other)
     odd = HybridEncoder(resolution=128, num_ws=10, w_dim=32, **TINY)
-    with pytest.raises(CheckpointError, match="num_ws is 10, the generator's is 12"): check_encoder_fits(odd, G)
+    with pytest.raises(CheckpointError, match="num_ws is 10, the generator's is 12"):
+        check_encoder_fits(odd, G)
 
 
 def test_load_with_own_generator_does_not_warn(G, tmp_path, recwarn):
@@ -160,5 +183,7 @@ def test_gradients_reach_both_heads(G):
     loss.backward()
     for part in (E.pyramid, E.identity_head, E.deformation_trunk, E.deformation_head):
         grads = [p.grad for p in part.parameters()]
-        assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0, type(part).__name__
+        assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0, type(
+            part
+        ).__name__
     assert all(p.grad is None for p in G.parameters())

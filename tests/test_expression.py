@@ -32,7 +32,8 @@ def test_fit_learns_a_planted_measure():
 
 def test_bad_expression_files_are_refused(tmp_path):
     torch.save({'weights': torch.zeros(2)}, tmp_path / 'other.pt')
-    with pytest.raises(ValueError, match='not an expression network'): load_expression_net(tmp_path / 'other.pt')
+    with pytest.raises(ValueError, match='not an expression network'):
+        load_expression_net(tmp_path / 'other.pt')
     with pytest.raises(FileNotFoundError): load_expression_net(tmp_path / 'missing.pt')
     net = ExpressionNet()
     net.head.weight.data[0, 0] = float('nan')
@@ -40,4 +41,5 @@ def test_bad_expression_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match='non-finite'): load_expression_net(tmp_path / 'nan.pt')
     torch.save({'format': 'hybridlat.expression', 'state': ExpressionNet().state_dict(), 'meta': {},
                 'code': np.dtype}, tmp_path / 'code.pt')                  # a global that is not a tensor
-    with pytest.raises(Exception, match='(?i)weights_only|unsupported global'): load_expression_net(tmp_path / 'code.pt')
+    with pytest.raises(Exception, match='(?i)weights_only|unsupported global'):
+        load_expression_net(tmp_path / 'code.pt')

@@ -6,10 +6,27 @@ import pytest
 from PIL import Image
 
 from hybridlat import faces
-from hybridlat.faces import (ImageReadError, NoFaceError, align_face, align_frames, brow_raise, detect_faces,
-                             eye_openness, face_landmarks, find_data_dir, head_pose, interocular_distance, load_image,
-                             mouth_opening, paste_back, paste_weight, smooth_landmarks, euler_to_matrix, project_points,
-                             transform_points)
+from hybridlat.faces import (
+    ImageReadError,
+    NoFaceError,
+    align_face,
+    align_frames,
+    brow_raise,
+    detect_faces,
+    eye_openness,
+    face_landmarks,
+    find_data_dir,
+    head_pose,
+    interocular_distance,
+    load_image,
+    mouth_opening,
+    paste_back,
+    paste_weight,
+    smooth_landmarks,
+    euler_to_matrix,
+    project_points,
+    transform_points,
+)
 from hybridlat.identity import chip_descriptors, face_chip, face_descriptors
 
 
@@ -34,7 +51,9 @@ def toy_face(mouth_gap=0.0, eye_h=6.0, brow_lift=0.0, angle=0.0, scale=1.0, shif
         p[o:o + 6] = [[cx - 15, -20], [cx - 5, -20 - eye_h], [cx + 5, -20 - eye_h], [cx + 15, -20],
                       [cx + 5, -20 + eye_h], [cx - 5, -20 + eye_h]]
     p[48], p[54] = [-25, 35], [25, 35]
-    p[60:65] = np.c_[np.linspace(-20, 20, 5), [35, 35 - mouth_gap / 2, 35 - mouth_gap / 2, 35 - mouth_gap / 2, 35]]
+    p[60:65] = np.c_[
+        np.linspace(-20, 20, 5), [35, 35 - mouth_gap / 2, 35 - mouth_gap / 2, 35 - mouth_gap / 2, 35]
+    ]
     p[65:68] = np.c_[[10, 0, -10], np.full(3, 35 + mouth_gap / 2)]
     c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
     return (p @ np.array([[c, s], [-s, c]])) * scale + shift
@@ -61,7 +80,8 @@ def test_no_face_on_blank_image():
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match='uint8'): detect_faces(np.zeros((50, 50, 3), np.float32))
-    with pytest.raises(ValueError, match="'hog' or 'cnn'"): detect_faces(np.zeros((50, 50, 3), np.uint8), model='mtcnn')
+    with pytest.raises(ValueError, match="'hog' or 'cnn'"):
+        detect_faces(np.zeros((50, 50, 3), np.uint8), model='mtcnn')
     with pytest.raises(ValueError, match='68 landmarks'): mouth_opening(np.zeros((5, 2)))
 
 
@@ -150,7 +170,10 @@ def test_measures_respond():
 
 
 def test_measures_invariant_to_rotation_and_scale():
-    f0, f1 = toy_face(mouth_gap=12, brow_lift=4), toy_face(mouth_gap=12, brow_lift=4, angle=30, scale=1.7, shift=(50, 90))
+    f0, f1 = (
+        toy_face(mouth_gap=12, brow_lift=4),
+        toy_face(mouth_gap=12, brow_lift=4, angle=30, scale=1.7, shift=(50, 90)),
+    )
     for m in (mouth_opening, brow_raise):
         assert m(f1) == pytest.approx(m(f0))
     assert eye_openness(f1)[1] == pytest.approx(eye_openness(f0)[1])
@@ -160,8 +183,13 @@ def test_measures_invariant_to_rotation_and_scale():
 def test_head_pose_recovers_known_poses():
     for pose in [(0, 0, 0), (25, 0, 0), (0, -15, 0), (0, 0, 20), (-20, 10, -5)]:
         fake = np.zeros((68, 2))
-        fake[faces._FACE3D_IDX] = project_points(faces._FACE3D, euler_to_matrix(*pose), np.array([10., 5., 1200.]),
-                                                 640., np.array([319.5, 239.5]))
+        fake[faces._FACE3D_IDX] = project_points(
+            faces._FACE3D,
+            euler_to_matrix(*pose),
+            np.array([10.0, 5.0, 1200.0]),
+            640.0,
+            np.array([319.5, 239.5]),
+        )
         np.testing.assert_allclose(head_pose(fake, (480, 640)), pose, atol=1e-3)
 
 

@@ -1,12 +1,25 @@
-"Tests of hybridlat.inversion: projection into W / W+ / S, the reconstruction loss, input checks, edits, tables."
+"""Tests of hybridlat.inversion: projection into W / W+ / S, the reconstruction loss, input checks, edits,
+tables."""
 import numpy as np
 import pytest
 import torch
 from hybridlat.stylespace import StyleCode, StyleLayout, w_plus_to_s, synthesis_from_s
 from hybridlat.discriminator import Discriminator
 from hybridlat.metrics import psnr
-from hybridlat.inversion import (Inversion, ReconstructionLoss, project, check_target, pca_directions, style_offset,
-                                 edit_inversion, style_prior, prior_distance, inversion_table, lr_schedule, init_noise)
+from hybridlat.inversion import (
+    Inversion,
+    ReconstructionLoss,
+    project,
+    check_target,
+    pca_directions,
+    style_offset,
+    edit_inversion,
+    style_prior,
+    prior_distance,
+    inversion_table,
+    lr_schedule,
+    init_noise,
+)
 from helpers import tiny_generator
 
 
@@ -48,7 +61,8 @@ def test_result_shapes(G, fakes, inversions):
 
 
 def test_projection_lowers_loss(inversions):
-    for sp, inv in inversions.items(): assert inv.losses[-1] < 0.5 * inv.losses[0], (sp, inv.losses[0], inv.losses[-1])
+    for sp, inv in inversions.items():
+        assert inv.losses[-1] < 0.5 * inv.losses[0], (sp, inv.losses[0], inv.losses[-1])
 
 
 def test_generated_image_is_recovered(fakes, mean_face, inversions):
@@ -58,19 +72,32 @@ def test_generated_image_is_recovered(fakes, mean_face, inversions):
 
 
 def test_w_plus_at_least_as_good_as_w(fakes, inversions):
-    assert float(psnr(inversions['W+'].images, fakes[0])) >= float(psnr(inversions['W'].images, fakes[0])) - 0.5
+    assert (
+        float(psnr(inversions['W+'].images, fakes[0])) >= float(psnr(inversions['W'].images, fakes[0])) - 0.5
+    )
 
 
 def test_bad_inputs_raise(G, fakes):
     x = fakes[0]
-    bad = [(x[:, :, :16, :16], 'for this 32² generator'), (x[0], 'got shape'), (torch.full_like(x, float('nan')), 'NaN'),
-           ((x + 1) * 127.5, 'must be in [-1, 1]'), (((x + 1) * 127.5).to(torch.uint8), 'from_uint8'),
-           (x.numpy(), 'got ndarray')]
+    bad = [
+        (x[:, :, :16, :16], 'for this 32² generator'),
+        (x[0], 'got shape'),
+        (torch.full_like(x, float('nan')), 'NaN'),
+        ((x + 1) * 127.5, 'must be in [-1, 1]'),
+        (((x + 1) * 127.5).to(torch.uint8), 'from_uint8'),
+        (x.numpy(), 'got ndarray'),
+    ]
     for t, msg in bad:
-        with pytest.raises(ValueError, match=msg.replace('[', r'\[').replace(']', r'\]')): project(G, t, steps=1, progress=False)
-    for kw, msg in [(dict(space='Z'), 'space must be one of'), (dict(steps=0), 'steps must be at least 1'),
-                    (dict(loss='l1'), 'loss must be a callable'), (dict(init='random'), "init must be 'mean'"),
-                    (dict(space='W', init=fakes[1]), 'cannot start from a W\\+ latent'), (dict(lr=0), 'lr must be positive')]:
+        with pytest.raises(ValueError, match=msg.replace('[', r'\[').replace(']', r'\]')):
+            project(G, t, steps=1, progress=False)
+    for kw, msg in [
+        (dict(space='Z'), 'space must be one of'),
+        (dict(steps=0), 'steps must be at least 1'),
+        (dict(loss='l1'), 'loss must be a callable'),
+        (dict(init='random'), "init must be 'mean'"),
+        (dict(space='W', init=fakes[1]), 'cannot start from a W\\+ latent'),
+        (dict(lr=0), 'lr must be positive'),
+    ]:
         with pytest.raises(ValueError, match=msg): project(G, x, progress=False, **{'steps': 1, **kw})
 
 
@@ -78,7 +105,9 @@ def test_custom_loss_is_used(G, fakes):
     "A loss that compares with another image pulls the result towards that image, not towards the target."
     target, other = fakes[0][:1], fakes[0][1:]
     calls = []
-    def towards_other(images, _): calls.append(1); return (images - other).abs().mean()
+    def towards_other(images, _):
+        calls.append(1)
+        return (images - other).abs().mean()
     inv = project(G, target, 'W+', steps=40, loss=towards_other, progress=False)
     assert len(calls) == 40
     assert float(psnr(inv.images, other)) > float(psnr(inv.images, target)) + 3
@@ -101,7 +130,8 @@ def test_reconstruction_loss_terms(G, fakes):
 
 
 def test_warm_start_and_noise(G, fakes, inversions):
-    "S started from a W+ result begins at that result's loss; noise maps are optimised and returned normalised."
+    """S started from a W+ result begins at that result's loss; noise maps are optimised and returned
+    normalised."""
     inv = project(G, fakes[0], 'S', steps=2, init=inversions['W+'], progress=False, lr_rampup=0)
     loss0 = float(ReconstructionLoss()(inversions['W+'].images, fakes[0]))
     assert inv.losses[0] == pytest.approx(loss0, rel=1e-3)
@@ -119,11 +149,14 @@ def test_edit_is_the_same_in_every_space(G, inversions):
     dirs, sds = pca_directions(G, n=500, k=3)
     assert torch.allclose(dirs @ dirs.T, torch.eye(3), atol=1e-4) and (sds[:-1] >= sds[1:]).all()
     delta = 2 * sds[0] * dirs[0]
-    with torch.no_grad(): direct = G.synthesis(inversions['W'].latent[:, None].expand(-1, G.num_ws, -1) + delta)
+    with torch.no_grad():
+        direct = G.synthesis(inversions['W'].latent[:, None].expand(-1, G.num_ws, -1) + delta)
     torch.testing.assert_close(edit_inversion(G, inversions['W'], delta)[1], direct, atol=1e-4, rtol=1e-4)
     off = style_offset(G, delta)
     s_edit, _ = edit_inversion(G, inversions['S'], delta)
-    torch.testing.assert_close(s_edit.to_flat() - inversions['S'].styles.to_flat(), torch.cat(list(off.values()), 1).expand(2, -1))
+    torch.testing.assert_close(
+        s_edit.to_flat() - inversions['S'].styles.to_flat(), torch.cat(list(off.values()), 1).expand(2, -1)
+    )
 
 
 def test_prior_distance(G, inversions):

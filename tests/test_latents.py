@@ -1,11 +1,23 @@
-"Tests of hybridlat.latents: sizes, mixing grids, StyleSpace statistics and their cache, reachable dimensions, truncation."
+"""Tests of hybridlat.latents: sizes, mixing grids, StyleSpace statistics and their cache, reachable
+dimensions, truncation."""
 import numpy as np
 import pytest
 import torch
 from hybridlat.generator import Generator, config_f_kwargs, mix_styles
 from hybridlat.stylespace import StyleLayout, w_plus_to_s
-from hybridlat.latents import (latent_space_sizes, markdown_table, w_resolutions, mixing_layer_ranges, style_mixing_grid,
-                               sample_style_codes, style_statistics, reachable_dims, pca_rank, mean_style, truncate_styles)
+from hybridlat.latents import (
+    latent_space_sizes,
+    markdown_table,
+    w_resolutions,
+    mixing_layer_ranges,
+    style_mixing_grid,
+    sample_style_codes,
+    style_statistics,
+    reachable_dims,
+    pca_rank,
+    mean_style,
+    truncate_styles,
+)
 from helpers import tiny_generator
 
 
@@ -34,7 +46,12 @@ def test_sizes_config_f(G1024):
 def test_sizes_small(G):
     sizes = latent_space_sizes(G)
     layers = G.synthesis.style_layers()
-    assert sizes['s'] == sum(l.affine.out_features for _, l in layers) == (64 + 64) + (64 + 32 + 32) + (32 + 16 + 16)   # b4, b8, b16: conv ins + toRGB
+    # b4, b8, b16: conv ins + toRGB
+    assert (
+        sizes['s']
+        == sum(l.affine.out_features for _, l in layers)
+        == (64 + 64) + (64 + 32 + 32) + (32 + 16 + 16)
+    )
     assert sizes['s_no_torgb'] == sum(l.in_channels for n, l in layers if not n.endswith('torgb'))
     assert sizes['w_plus'] == G.num_ws * 32 == 6 * 32
 
@@ -48,7 +65,11 @@ def test_markdown_table():
 def test_mixing_ranges(G1024):
     res = w_resolutions(G1024)
     assert len(res) == 18 and res[0] == 4 and res[1:3] == [8, 8] and res[-1] == 1024
-    assert mixing_layer_ranges(G1024) == {'coarse': [0, 1, 2], 'medium': [3, 4, 5, 6], 'fine': list(range(7, 18))}
+    assert mixing_layer_ranges(G1024) == {
+        'coarse': [0, 1, 2],
+        'medium': [3, 4, 5, 6],
+        'fine': list(range(7, 18)),
+    }
 
 
 def test_style_mixing_grid(G):
@@ -59,9 +80,9 @@ def test_style_mixing_grid(G):
     ws_a, ws_b = G.sample_ws([1, 2]), G.sample_ws([7, 8, 9])
     torch.testing.assert_close(grid[0, 1:], G.synthesis(ws_a), atol=1e-4, rtol=0)
     torch.testing.assert_close(grid[4:7, 0], G.synthesis(ws_b), atol=1e-4, rtol=0)
-    expected = G.synthesis(mix_styles(ws_a, ws_b[2:3].expand_as(ws_a), range(2, G.num_ws)))   # row 'rest' ← B9
+    expected = G.synthesis(mix_styles(ws_a, ws_b[2:3].expand_as(ws_a), range(2, G.num_ws)))  # row 'rest' ← B9
     torch.testing.assert_close(grid[6, 1:], expected, atol=1e-4, rtol=0)
-    assert not torch.allclose(grid[6, 1:], grid[3, 1:], atol=1e-3)                           # B9 coarse ≠ B9 rest
+    assert not torch.allclose(grid[6, 1:], grid[3, 1:], atol=1e-3)  # B9 coarse ≠ B9 rest
     with pytest.raises(ValueError, match='W\\+ indices'): style_mixing_grid(G, [1], [2], [[G.num_ws]])
 
 
@@ -95,7 +116,8 @@ def test_style_statistics_recomputes_when_weights_change():
 def test_reachable_dims_and_pca(G):
     layout = StyleLayout.from_generator(G)
     by_w = {}
-    for name, i in G.synthesis.w_index.items(): by_w[i] = by_w.get(i, 0) + layout.channels[layout.layer_index(name)]
+    for name, i in G.synthesis.w_index.items():
+        by_w[i] = by_w.get(i, 0) + layout.channels[layout.layer_index(name)]
     dims = reachable_dims(G)
     assert dims == {'W': 32, 'W+': sum(min(c, 32) for c in by_w.values()), 'S': layout.n_channels}
     assert pca_rank(sample_style_codes(G, 200, seed=0)) == 32

@@ -1,11 +1,27 @@
-"Tests of hybridlat.metrics: hand-computed pixel metrics, FD-dlib, landmark/expression/jitter measures, real data."
+"""Tests of hybridlat.metrics: hand-computed pixel metrics, FD-dlib, landmark/expression/jitter measures, real
+data."""
 import numpy as np
 import pytest
 import torch
 
-from hybridlat.metrics import (descriptor_stats, detection_rate, expression_following, fd_dlib, fd_dlib_baseline,
-                               frechet_distance, gaussian_window, identity_distance, identity_similarity, l1,
-                               landmark_distance, ms_ssim, pearson, psnr, ssim, temporal_jitter)
+from hybridlat.metrics import (
+    descriptor_stats,
+    detection_rate,
+    expression_following,
+    fd_dlib,
+    fd_dlib_baseline,
+    frechet_distance,
+    gaussian_window,
+    identity_distance,
+    identity_similarity,
+    l1,
+    landmark_distance,
+    ms_ssim,
+    pearson,
+    psnr,
+    ssim,
+    temporal_jitter,
+)
 
 C1, C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
@@ -44,7 +60,9 @@ def test_small_case_against_definition():
     rng = np.random.default_rng(1)
     for _ in range(3):
         x, y = rng.uniform(0, 255, (11, 11)), rng.uniform(0, 255, (11, 11))
-        assert ssim(x[..., None], y[..., None], data_range=255) == pytest.approx(ssim_one_window(x, y), abs=1e-5)
+        assert ssim(x[..., None], y[..., None], data_range=255) == pytest.approx(
+            ssim_one_window(x, y), abs=1e-5
+        )
     x = rng.uniform(0, 255, (11, 11))
     y = 0.5 * x + 40                                      # a contrast change: structure identical
     assert ssim(x[..., None], y[..., None], data_range=255) == pytest.approx(ssim_one_window(x, y), abs=1e-5)
@@ -65,10 +83,13 @@ def test_torch_batches_and_gradients():
     loss = (1 - ms_ssim(x, y)) + l1(x, y)
     loss.backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
-    # float input defaults to the kit's [-1, 1]: the same images as 0..255 with data_range=255 give the same values
+    # float input defaults to the kit's [-1, 1]: the same images as 0..255 with data_range=255 give the same
+    # values
     with torch.no_grad():
         for m in (ssim, ms_ssim, psnr, l1):
-            assert float(m(x, y)) == pytest.approx(float(m((x + 1) * 127.5, (y + 1) * 127.5, data_range=255)), abs=1e-5)
+            assert float(m(x, y)) == pytest.approx(
+                float(m((x + 1) * 127.5, (y + 1) * 127.5, data_range=255)), abs=1e-5
+            )
 
 
 def test_pixel_metric_errors():
@@ -95,15 +116,20 @@ def test_fd_identical_sets_is_zero():
 def test_fd_known_values():
     rng = np.random.default_rng(5)
     d = rng.normal(size=(300, 128)) * 0.05
-    assert fd_dlib(d, d + 0.1) == pytest.approx(128 * 0.01, rel=1e-6)     # same covariance: squared mean shift
+    assert fd_dlib(d, d + 0.1) == pytest.approx(128 * 0.01, rel=1e-6)  # same covariance: squared mean shift
     # two isotropic Gaussians: FD = d (s1 - s2)^2 for N(0, s1² I), N(0, s2² I)
-    assert frechet_distance(np.zeros(3), 4 * np.eye(3), np.zeros(3), np.eye(3)) == pytest.approx(3 * (2 - 1) ** 2)
+    assert frechet_distance(np.zeros(3), 4 * np.eye(3), np.zeros(3), np.eye(3)) == pytest.approx(
+        3 * (2 - 1) ** 2
+    )
 
 
 def test_fd_matches_scipy():
     scipy_linalg = pytest.importorskip('scipy.linalg')
     rng = np.random.default_rng(6)
-    (m1, c1), (m2, c2) = descriptor_stats(rng.normal(size=(250, 128)) * 0.04), descriptor_stats(rng.normal(size=(250, 128)) * 0.06 + 0.01)
+    (m1, c1), (m2, c2) = (
+        descriptor_stats(rng.normal(size=(250, 128)) * 0.04),
+        descriptor_stats(rng.normal(size=(250, 128)) * 0.06 + 0.01),
+    )
     ref = ((m1 - m2) ** 2).sum() + np.trace(c1 + c2 - 2 * np.real(scipy_linalg.sqrtm(c1 @ c2)))
     assert frechet_distance(m1, c1, m2, c2) == pytest.approx(ref, rel=1e-6)
 
@@ -130,8 +156,17 @@ def face(mouth_gap=0.0, eye_h=6.0, shift=(0, 0)):
     "Hand-built 68 landmarks with the points the measures use (outer eye corners 60 px apart)."
     p = np.zeros((68, 2)) + [100, 100]
     for o, cx in ((36, 70), (42, 130)):
-        p[o:o + 6] = [[cx - 15, 80], [cx - 5, 80 - eye_h], [cx + 5, 80 - eye_h], [cx + 15, 80], [cx + 5, 80 + eye_h], [cx - 5, 80 + eye_h]]
-    p[60:65] = np.c_[np.linspace(80, 120, 5), [130, 130 - mouth_gap / 2, 130 - mouth_gap / 2, 130 - mouth_gap / 2, 130]]
+        p[o : o + 6] = [
+            [cx - 15, 80],
+            [cx - 5, 80 - eye_h],
+            [cx + 5, 80 - eye_h],
+            [cx + 15, 80],
+            [cx + 5, 80 + eye_h],
+            [cx - 5, 80 + eye_h],
+        ]
+    p[60:65] = np.c_[
+        np.linspace(80, 120, 5), [130, 130 - mouth_gap / 2, 130 - mouth_gap / 2, 130 - mouth_gap / 2, 130]
+    ]
     p[65:68] = np.c_[[110, 100, 90], np.full(3, 130 + mouth_gap / 2)]
     p[30], p[8], p[48], p[54] = [100, 105], [100, 170], [75, 130], [125, 130]
     return p + shift
@@ -139,7 +174,7 @@ def face(mouth_gap=0.0, eye_h=6.0, shift=(0, 0)):
 
 def test_landmark_distance():
     ref = face()
-    assert landmark_distance(ref + [3, 4], ref) == pytest.approx(5 / 90)     # outer corners 55 and 145: IOD 90
+    assert landmark_distance(ref + [3, 4], ref) == pytest.approx(5 / 90)  # outer corners 55 and 145: IOD 90
     seq = np.stack([ref, ref + [0, 9]])
     assert landmark_distance(seq, np.stack([ref, ref])).tolist() == pytest.approx([0, 0.1])
 

@@ -8,15 +8,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_carries_library_and_assets(tmp_path):
-    res = subprocess.run([sys.executable, '-m', 'pip', 'wheel', str(ROOT), '--no-deps', '--no-build-isolation',
-                          '-q', '-w', str(tmp_path)], capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'pip',
+            'wheel',
+            str(ROOT),
+            '--no-deps',
+            '--no-build-isolation',
+            '-q',
+            '-w',
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     wheel, = tmp_path.glob('hybridlat-*.whl')
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.name for p in (ROOT / 'hybridlat').glob('*.py')}
     assert {f'hybridlat/{m}' for m in modules} <= names
     assets = {p.name for p in (ROOT / 'data').iterdir() if p.suffix in {'.pt', '.md', '.json'}}
-    training = {a for a in assets if a.endswith(('_train.pt', '_train.md'))}   # campaign state: repository only
+    # campaign state: repository only
+    training = {a for a in assets if a.endswith(('_train.pt', '_train.md'))}
     assert {f'hybridlat/assets/{a}' for a in assets - training} <= names
     assert not {f'hybridlat/assets/{a}' for a in training} & names
     entry_points = next(n for n in names if n.endswith('entry_points.txt'))

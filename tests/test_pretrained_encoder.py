@@ -1,5 +1,5 @@
-"""The shipped encoder: loads offline for the shipped generator only, its card is generated from its facts, it is the
-default of `hybridlat reenact`, and `export_encoder` makes the shipped files from a training run."""
+"""The shipped encoder: loads offline for the shipped generator only, its card is generated from its facts, it
+is the default of `hybridlat reenact`, and `export_encoder` makes the shipped files from a training run."""
 import json
 import os
 import subprocess
@@ -44,18 +44,36 @@ def test_card_is_generated_from_facts():
     assert pretrained_path('faces128', 'encoder_card').read_text() == encoder_card(facts)
     assert {r['metric'] for r in facts['quality']['targets']} == {'id_dist', 'r_mouth', 'r_yaw'}
     from hybridlat.datasets import HELD_OUT_CLIPS
-    assert len(facts['quality']['cross']) >= 9                          # the issue's minimum of held-out pairs
+    assert len(facts['quality']['cross']) >= 9  # the issue's minimum of held-out pairs
     assert sorted(r['driving'] for r in facts['quality']['self']) == sorted(HELD_OUT_CLIPS)
-    assert facts['data']['val']['clips'] == sorted(HELD_OUT_CLIPS)       # evaluated on clips it never trained on
+    assert facts['data']['val']['clips'] == sorted(HELD_OUT_CLIPS)  # evaluated on clips it never trained on
 
 
 @need_data
 @pytest.mark.needs_dlib
 def test_reenact_cli_defaults_to_the_shipped_encoder(tmp_path):
     out = tmp_path / 'out.mp4'
-    res = subprocess.run([sys.executable, '-c', 'import sys; from hybridlat.cli import main; sys.exit(main())', 'reenact', str(DATA / 'portraits' / 'lia_vox_taylor.png'),
-                          str(DATA / 'videos' / 'lia_vox_driving2.mp4'), '-o', str(out), '--fps', '5', '--max-frames', '4'],
-                         cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            '-c',
+            'import sys; from hybridlat.cli import main; sys.exit(main())',
+            'reenact',
+            str(DATA / 'portraits' / 'lia_vox_taylor.png'),
+            str(DATA / 'videos' / 'lia_vox_driving2.mp4'),
+            '-o',
+            str(out),
+            '--fps',
+            '5',
+            '--max-frames',
+            '4',
+        ],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert out.stat().st_size > 1000
 
@@ -65,21 +83,63 @@ def test_reenact_cli_defaults_to_the_shipped_encoder(tmp_path):
 def test_export_from_a_short_run(G, tmp_path):
     from hybridlat.datasets import build_clip_dataset, build_face_dataset
     from hybridlat.train_encoder import main
-    build_face_dataset({'utkface': DATA / 'faces' / 'utkface'}, 32, tmp_path / 'faces.zip', max_per_source=4, workers=1, progress=False)
-    videos = [DATA / 'videos' / f for f in ('liveportrait_d9.mp4', 'lia_vox_driving1.mp4', 'lia_vox_driving2.mp4')]
+    build_face_dataset(
+        {'utkface': DATA / 'faces' / 'utkface'},
+        32,
+        tmp_path / 'faces.zip',
+        max_per_source=4,
+        workers=1,
+        progress=False,
+    )
+    videos = [
+        DATA / 'videos' / f for f in ('liveportrait_d9.mp4', 'lia_vox_driving1.mp4', 'lia_vox_driving2.mp4')
+    ]
     build_clip_dataset(videos, 32, tmp_path / 'clips.zip', fps=4, max_frames=4, workers=1, progress=False)
     run = tmp_path / 'run'
-    main(['--faces', str(tmp_path / 'faces.zip'), '--clips', str(tmp_path / 'clips.zip'), '--out', str(run), '--batch', '2',
-          '--steps', '2', '--val-clips', '1', '--n-samples', '2', '--workers', '0', '--no-progress',
-          '--encoder-kwargs', json.dumps(dict(channels=[4, 8, 8, 8, 8, 8], fpn_channels=8))])
-    facts = export_encoder(run, out_dir=tmp_path / 'assets', faces=tmp_path / 'faces.zip', clips=tmp_path / 'clips.zip',
-                           hardware='test', command='test', progress=False, n_portraits=1, sources=(), max_frames=4,
-                           bench_frames=4)
+    main(
+        [
+            '--faces',
+            str(tmp_path / 'faces.zip'),
+            '--clips',
+            str(tmp_path / 'clips.zip'),
+            '--out',
+            str(run),
+            '--batch',
+            '2',
+            '--steps',
+            '2',
+            '--val-clips',
+            '1',
+            '--n-samples',
+            '2',
+            '--workers',
+            '0',
+            '--no-progress',
+            '--encoder-kwargs',
+            json.dumps(dict(channels=[4, 8, 8, 8, 8, 8], fpn_channels=8)),
+        ]
+    )
+    facts = export_encoder(
+        run,
+        out_dir=tmp_path / 'assets',
+        faces=tmp_path / 'faces.zip',
+        clips=tmp_path / 'clips.zip',
+        hardware='test',
+        command='test',
+        progress=False,
+        n_portraits=1,
+        sources=(),
+        max_frames=4,
+        bench_frames=4,
+    )
     assert facts['steps'] == 2 and facts['images_seen'] == 4
     assert (tmp_path / 'assets' / 'faces128_encoder.md').read_text() == encoder_card(facts)
     saved = json.loads((tmp_path / 'assets' / 'faces128_encoder.json').read_text())
     assert saved['steps'] == 2 and len(saved['quality']['cross']) == 1
     rank, gallery = saved['quality']['cross'][0]['source_rank'], saved['quality']['settings']['gallery']
     assert 1 <= rank <= gallery and gallery > 40           # the CelebA-HQ faces and the portrait
-    assert facts['data']['clips'] == dict(clips=2, frames=8) and facts['data']['val']['clips'] == ['liveportrait_d9']
-    assert [r['driving'] for r in facts['quality']['self']] == ['liveportrait_d9']     # evaluated on the run's held-out clip
+    assert facts['data']['clips'] == dict(clips=2, frames=8) and facts['data']['val']['clips'] == [
+        'liveportrait_d9'
+    ]
+    # evaluated on the run's held-out clip
+    assert [r['driving'] for r in facts['quality']['self']] == ['liveportrait_d9']

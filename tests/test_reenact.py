@@ -15,9 +15,22 @@ from hybridlat.encoder import encoder_for, save_encoder
 from hybridlat.faces import NoFaceError, align_face, face_landmarks, load_image, paste_back
 from hybridlat.generator import Generator, small_generator_kwargs
 from hybridlat.pretrained import load_pretrained
-from hybridlat.reenact import (STAGES, benchmark_reenact, edit_identity, encode_driving, kit_targets, parse_edits,
-                               paste_frames, reenact, reenact_grid, reenact_main, render_frames, score_frames,
-                               smooth_styles, validation_clips)
+from hybridlat.reenact import (
+    STAGES,
+    benchmark_reenact,
+    edit_identity,
+    encode_driving,
+    kit_targets,
+    parse_edits,
+    paste_frames,
+    reenact,
+    reenact_grid,
+    reenact_main,
+    render_frames,
+    score_frames,
+    smooth_styles,
+    validation_clips,
+)
 from hybridlat.datasets import HELD_OUT_CLIPS
 from hybridlat.video import VideoReadError, probe_video, read_video
 
@@ -36,7 +49,9 @@ def E(G):
 
 @pytest.fixture(scope='module')
 def self_res(G, E):
-    return reenact(CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=0, progress=False)
+    return reenact(
+        CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=0, progress=False
+    )
 
 
 def test_parse_edits():
@@ -47,28 +62,42 @@ def test_parse_edits():
 
 
 def test_cross_identity_writes_pasted_mp4(G, E, tmp_path):
-    res = reenact(PORTRAIT, CLIP, tmp_path / 'out.mp4', G=G, encoder=E, fps=5, max_frames=4, audio=True, progress=False,
-                  keep_frames=True)
+    res = reenact(
+        PORTRAIT,
+        CLIP,
+        tmp_path / 'out.mp4',
+        G=G,
+        encoder=E,
+        fps=5,
+        max_frames=4,
+        audio=True,
+        progress=False,
+        keep_frames=True,
+    )
     src = load_image(PORTRAIT)
     assert res.frames.shape == (4, *src.shape) and res.crops.shape == (4, 128, 128, 3)
     assert list(res.timings) == list(STAGES) and all(t >= 0 for t in res.timings.values())
     clip = read_video(res.path)
     assert clip.frames.shape == (4, *src.shape) and clip.fps == 5
-    assert probe_video(res.path)['audio'] is not None                                 # the driving clip's sound
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['out.mp4']                  # atomic: no temp file left
-    corner = (slice(0, 4), slice(0, 4))                                                # far from the face: untouched
+    assert probe_video(res.path)['audio'] is not None                 # the driving clip's sound
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out.mp4']  # atomic: no temp file left
+    corner = (slice(0, 4), slice(0, 4))  # far from the face: untouched
     assert np.array_equal(res.frames[0][corner], src[corner])
 
 
 def test_self_reenactment_crops(G, E, self_res):
     assert np.array_equal(self_res.frames, self_res.crops) and self_res.frames.shape == (6, 128, 128, 3)
-    again = render_frames(G, self_res.w_id, encode_driving(E, self_res.driving_crops, batch_size=3), batch_size=5)
+    again = render_frames(
+        G, self_res.w_id, encode_driving(E, self_res.driving_crops, batch_size=3), batch_size=5
+    )
     assert np.abs(again.astype(int) - self_res.crops).max() <= 1
     assert self_res.w_id.shape == (1, G.num_ws, G.w_dim)
 
 
 def test_smoothing_changes_frames(G, E, self_res):
-    smooth = reenact(CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=2, progress=False)
+    smooth = reenact(
+        CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=2, progress=False
+    )
     k = next(iter(smooth.s_f))
     assert not torch.allclose(smooth.s_f[k], self_res.s_f[k])
 
@@ -100,8 +129,10 @@ def test_errors(G, E, tmp_path):
     with pytest.raises(VideoReadError, match='broken.mp4'):
         reenact(PORTRAIT, tmp_path / 'broken.mp4', G=G, encoder=E, progress=False)
     G64 = Generator(**small_generator_kwargs(64)).eval()
-    with pytest.raises(ValueError, match='shipped one does not fit'): reenact(PORTRAIT, CLIP, G=G64, encoder=None, max_frames=2, progress=False)
-    with pytest.raises(ValueError, match='resolution is 128'): reenact(PORTRAIT, CLIP, G=G64, encoder=E, max_frames=2, progress=False)
+    with pytest.raises(ValueError, match='shipped one does not fit'):
+        reenact(PORTRAIT, CLIP, G=G64, encoder=None, max_frames=2, progress=False)
+    with pytest.raises(ValueError, match='resolution is 128'):
+        reenact(PORTRAIT, CLIP, G=G64, encoder=E, max_frames=2, progress=False)
     with pytest.raises(ValueError, match="unknown edit 'hairiness'"):
         reenact(PORTRAIT, CLIP, G=G, encoder=E, max_frames=2, edits={'hairiness': 1},
                 directions={'age': torch.ones(G.w_dim)}, progress=False)
@@ -122,7 +153,16 @@ def test_cli(G, E, tmp_path, capsys):
     with pytest.raises(SystemExit) as e: reenact_main(args[:-1] + ['hair=1'])
     assert e.value.code == 2 and "unknown edit 'hair'" in capsys.readouterr().err          # usage error
     with pytest.raises(SystemExit) as e:
-        reenact_main([str(tmp_path / 'blank.png'), str(CLIP), '-o', str(tmp_path / 'x.mp4'), '--encoder', str(tmp_path / 'E.pt')])
+        reenact_main(
+            [
+                str(tmp_path / 'blank.png'),
+                str(CLIP),
+                '-o',
+                str(tmp_path / 'x.mp4'),
+                '--encoder',
+                str(tmp_path / 'E.pt'),
+            ]
+        )
     assert e.value.code == 1 and 'blank.png' in capsys.readouterr().err                     # bad data
     assert not (tmp_path / 'x.mp4').exists()
 
@@ -131,7 +171,9 @@ def test_paste_frames_matches_paste_back(self_res):
     frame = load_image(DATA / 'portraits' / 'liveportrait_s1.jpg')
     al = align_face(frame, face_landmarks(frame), 128)
     crops = self_res.crops[:5]
-    assert np.array_equal(paste_frames(frame, crops, al, batch_size=2), np.stack([paste_back(frame, c, al) for c in crops]))
+    assert np.array_equal(
+        paste_frames(frame, crops, al, batch_size=2), np.stack([paste_back(frame, c, al) for c in crops])
+    )
 
 
 def test_grid(self_res, tmp_path):
@@ -145,7 +187,12 @@ def test_grid(self_res, tmp_path):
 def test_scores_machinery(self_res):
     crops, ref = self_res.driving_crops, np.stack([a.landmarks for a in self_res.driving_aligned])
     perfect = score_frames(crops, crops, crops[0], ref, ref[0])
-    assert (perfect['l1'], perfect['ssim'], perfect['lm_dist'], perfect['psnr']) == (0.0, 1.0, 0.0, float('inf'))
+    assert (perfect['l1'], perfect['ssim'], perfect['lm_dist'], perfect['psnr']) == (
+        0.0,
+        1.0,
+        0.0,
+        float('inf'),
+    )
     for k in ('r_mouth', 'r_eyes', 'r_yaw', 'r_pitch'): assert perfect[k] == pytest.approx(1.0, abs=1e-6)
     perm = np.random.default_rng(0).permutation(len(crops))
     shuffled = score_frames(crops[perm], crops, crops[0], ref, ref[0])
@@ -156,7 +203,9 @@ def test_scores_machinery(self_res):
 def test_kit_targets():
     ok = [dict(id_dist=0.5, r_mouth=0.7, r_yaw=0.9), dict(id_dist=0.6, r_mouth=0.6, r_yaw=0.8)]
     assert [r['met'] for r in kit_targets(ok)[0]] == [True, True, True]
-    rows, md = kit_targets([dict(id_dist=0.7, r_mouth=0.5, r_yaw=0.7), dict(id_dist=0.6, r_mouth=0.6, r_yaw=0.8)])
+    rows, md = kit_targets(
+        [dict(id_dist=0.7, r_mouth=0.5, r_yaw=0.7), dict(id_dist=0.6, r_mouth=0.6, r_yaw=0.8)]
+    )
     assert [r['met'] for r in rows] == [False, False, False]
     assert np.allclose([r['measured'] for r in rows], [0.65, 0.55, 0.75])
     assert md.startswith('| metric | target |')

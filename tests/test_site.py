@@ -1,5 +1,6 @@
-"""The offline site: the whole curriculum builds into pages that need no internet, assignments appear only as student
-copies, widgets and plotly degrade to what a static page can show, and the teacher's guide table is up to date."""
+"""The offline site: the whole curriculum builds into pages that need no internet, assignments appear only as
+student copies, widgets and plotly degrade to what a static page can show, and the teacher's guide table is
+up to date."""
 import html
 import json
 import re
@@ -8,8 +9,18 @@ from pathlib import Path
 import pytest
 
 from hybridlat.assignments import student_copy
-from hybridlat.site import (PLOTLY, WIDGET, build_site, check_site, curriculum, guide_table, main, outputs_problems,
-                            picture_count, teachers_guide_table)
+from hybridlat.site import (
+    PLOTLY,
+    WIDGET,
+    build_site,
+    check_site,
+    curriculum,
+    guide_table,
+    main,
+    outputs_problems,
+    picture_count,
+    teachers_guide_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / 'nbs'
@@ -44,7 +55,8 @@ def test_full_site_is_offline_and_complete(site):
 
 
 def test_lessons_are_saved_with_the_outputs_of_their_code():
-    "Every lesson carries outputs made by its current code (`python -m hybridlat.site outputs` refreshes them)."
+    """Every lesson carries outputs made by its current code (`python -m hybridlat.site outputs` refreshes
+    them)."""
     assert outputs_problems(curriculum(NBS)) == []
 
 
@@ -79,14 +91,26 @@ def test_index_lists_curriculum_in_order_with_summaries(site):
 
 
 def _solution_lines(nb):
-    "Lines of a solution notebook that exist only in the solution: inside markers, or in `#| solution_only` cells."
+    """Lines of a solution notebook that exist only in the solution: inside markers, or in `#| solution_only`
+    cells."""
     lines = []
     for cell in nb['cells']:
         src = ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
         if src.lstrip().startswith('#| solution_only'): lines += src.splitlines()[1:]
-        lines += [l for block in re.findall(r'### BEGIN SOLUTION(.*?)### END SOLUTION', src, re.S | re.I) for l in block.splitlines()]
-        lines += [l for block in re.findall(r'<!-- BEGIN SOLUTION -->(.*?)<!-- END SOLUTION -->', src, re.S | re.I) for l in block.splitlines()]
-    student = '\n'.join(''.join(c['source']) if isinstance(c['source'], list) else c['source'] for c in student_copy(nb)['cells'])
+        lines += [
+            l
+            for block in re.findall(r'### BEGIN SOLUTION(.*?)### END SOLUTION', src, re.S | re.I)
+            for l in block.splitlines()
+        ]
+        lines += [
+            l
+            for block in re.findall(r'<!-- BEGIN SOLUTION -->(.*?)<!-- END SOLUTION -->', src, re.S | re.I)
+            for l in block.splitlines()
+        ]
+    student = '\n'.join(
+        ''.join(c['source']) if isinstance(c['source'], list) else c['source']
+        for c in student_copy(nb)['cells']
+    )
     return [l.strip() for l in lines if len(l.strip()) >= 12 and l.strip() not in student]
 
 
@@ -112,7 +136,8 @@ def test_teachers_guide_table_is_up_to_date():
     assert {p.name for p in curriculum(NBS)} & {r['notebook'] for r in times['notebooks']}
 
 
-# A small project of its own: one lesson with widget and plotly outputs, one assignment, a guide with a picture.
+# A small project of its own: one lesson with widget and plotly outputs, one assignment, a guide with a
+# picture.
 def _cell(kind, src, outputs=None):
     cell = {'cell_type': kind, 'metadata': {}, 'source': src}
     return cell | ({'execution_count': 1, 'outputs': outputs or []} if kind == 'code' else {})
@@ -127,28 +152,51 @@ def _nb(cells): return {'nbformat': 4, 'nbformat_minor': 4, 'metadata': {}, 'cel
 @pytest.fixture
 def project(tmp_path):
     view = {'version_major': 2, 'version_minor': 0, 'model_id': 'abc'}
-    lesson = _nb([_cell('markdown', '# Toy lesson\n> Widgets and plots.'),
-                  _cell('code', 'slider', [_out({'text/plain': 'IntSlider(value=3)', WIDGET: view})]),
-                  _cell('code', 'image_widget', [_out({'text/plain': 'Image()', 'image/png': 'iVBORw0KGgo=', WIDGET: view})]),
-                  _cell('code', 'fig', [_out({PLOTLY: {'data': [{'type': 'bar', 'y': [1, 2]}], 'layout': {}}})]),
-                  _cell('markdown', 'Next: [the assignment](assignments/a1_toy.ipynb).')])
-    assignment = _nb([_cell('markdown', '# A1 toy\n> Double a number.'),
-                      _cell('code', 'def double(x):\n    ### BEGIN SOLUTION\n    return x * 2  # the secret answer\n    ### END SOLUTION'),
-                      _cell('markdown', 'Why? <!-- BEGIN SOLUTION -->Because two is the secret factor.<!-- END SOLUTION -->'),
-                      _cell('code', '#| solution_only\nassert double(21) == 42  # teacher only check')])
+    lesson = _nb(
+        [
+            _cell('markdown', '# Toy lesson\n> Widgets and plots.'),
+            _cell('code', 'slider', [_out({'text/plain': 'IntSlider(value=3)', WIDGET: view})]),
+            _cell(
+                'code',
+                'image_widget',
+                [_out({'text/plain': 'Image()', 'image/png': 'iVBORw0KGgo=', WIDGET: view})],
+            ),
+            _cell('code', 'fig', [_out({PLOTLY: {'data': [{'type': 'bar', 'y': [1, 2]}], 'layout': {}}})]),
+            _cell('markdown', 'Next: [the assignment](assignments/a1_toy.ipynb).'),
+        ]
+    )
+    assignment = _nb(
+        [
+            _cell('markdown', '# A1 toy\n> Double a number.'),
+            _cell(
+                'code',
+                'def double(x):\n    ### BEGIN SOLUTION\n    return x * 2  # the secret answer\n    ### END '
+                'SOLUTION',
+            ),
+            _cell(
+                'markdown',
+                'Why? <!-- BEGIN SOLUTION -->Because two is the secret factor.<!-- END SOLUTION -->',
+            ),
+            _cell('code', '#| solution_only\nassert double(21) == 42  # teacher only check'),
+        ]
+    )
     (tmp_path / 'nbs' / 'assignments').mkdir(parents=True)
     (tmp_path / 'nbs' / '00_toy.ipynb').write_text(json.dumps(lesson))
     (tmp_path / 'nbs' / 'assignments' / 'a1_toy.ipynb').write_text(json.dumps(assignment))
     (tmp_path / 'docs' / 'pics').mkdir(parents=True)
-    (tmp_path / 'docs' / 'pics' / 'x.png').write_bytes((ROOT / 'docs' / 'faces128' / 'samples.png').read_bytes())
-    (tmp_path / 'docs' / 'guide.md').write_text('# Guide\n\nA picture: ![x](pics/x.png) and [the lesson](../nbs/00_toy.ipynb).\n')
+    (tmp_path / 'docs' / 'pics' / 'x.png').write_bytes(
+        (ROOT / 'docs' / 'faces128' / 'samples.png').read_bytes()
+    )
+    (tmp_path / 'docs' / 'guide.md').write_text(
+        '# Guide\n\nA picture: ![x](pics/x.png) and [the lesson](../nbs/00_toy.ipynb).\n'
+    )
     (tmp_path / 'README.md').write_text('# Toy kit\n\nRead [the guide](docs/guide.md).\n')
     return tmp_path
 
 
 def test_widgets_and_plotly_degrade_and_files_are_copied(project):
     out = project / '_site'
-    assert main(['-o', str(out), '--nbs', str(project / 'nbs')]) == 0     # builds, and check_site finds nothing
+    assert main(['-o', str(out), '--nbs', str(project / 'nbs')]) == 0  # builds, and check_site finds nothing
     page = (out / '00_toy.html').read_text(encoding='utf-8')
     assert WIDGET not in page and 'model_id' not in page
     assert 'data:image/png;base64,iVBORw0KGgo=' in page                 # the widget's static picture
@@ -158,7 +206,9 @@ def test_widgets_and_plotly_degrade_and_files_are_copied(project):
     assert 'href="assignment_a1_toy.html"' in page                      # notebook links point at pages
     guide = (out / 'guide.html').read_text(encoding='utf-8')
     assert 'src="files/docs/pics/x.png"' in guide and (out / 'files' / 'docs' / 'pics' / 'x.png').is_file()
-    assert 'href="00_toy.html"' in guide and 'href="guide.html"' in (out / 'readme.html').read_text(encoding='utf-8')
+    assert 'href="00_toy.html"' in guide and 'href="guide.html"' in (out / 'readme.html').read_text(
+        encoding='utf-8'
+    )
     student = _text((out / 'assignment_a1_toy.html').read_text(encoding='utf-8'))
     assert 'secret' not in student and 'teacher only' not in student and 'write your code here' in student
 
@@ -180,8 +230,11 @@ def test_check_site_finds_what_breaks_offline(project):
     build_site(out, project / 'nbs', progress=False)
     (out / 'orphan.html').write_text('<p>no link here</p>')
     page = out / 'guide.html'
-    page.write_text(page.read_text().replace('</head>', '<script src="https://cdn.example.org/m.js"></script></head>')
-                    .replace('src="files/docs/pics/x.png"', 'src="files/missing.png"'))
+    page.write_text(
+        page.read_text()
+        .replace('</head>', '<script src="https://cdn.example.org/m.js"></script></head>')
+        .replace('src="files/docs/pics/x.png"', 'src="files/missing.png"')
+    )
     problems = check_site(out)
     assert len(problems) == 3, problems
     assert any('orphan.html: not reachable' in p for p in problems)

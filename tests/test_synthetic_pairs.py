@@ -235,11 +235,12 @@ def test_cross_triples_target_is_the_source_person_with_the_driver_motion(G):
     src, drv, tgt, w_id, s_f = sp.cross_triples(G, 4, layers, dirs, source_strength=0.0)
     assert src.shape == drv.shape == tgt.shape == (4, 3, 16, 16) and w_id.shape == (4, G.num_ws, G.w_dim)
     assert torch.allclose(tgt, render_hybrid(G, w_id, s_f), atol=1e-5)          # W_ID and S_F are the answer
-    assert torch.allclose(src, G.synthesis(w_id, noise_mode='const'), atol=1e-5)  # no own motion: the face itself
-    assert (drv - tgt).abs().mean() > 1e-3                                         # the driver is someone else
+    # no own motion: the face itself
+    assert torch.allclose(src, G.synthesis(w_id, noise_mode='const'), atol=1e-5)
+    assert (drv - tgt).abs().mean() > 1e-3  # the driver is someone else
     torch.manual_seed(0)
     own = sp.cross_triples(G, 4, layers, dirs, source_strength=1.0)[0]
-    assert (own - src).abs().mean() > 1e-4                                         # its own motion moves the source
+    assert (own - src).abs().mean() > 1e-4  # its own motion moves the source
 
 
 def test_generated_items_cross_half_motion_pairs_half_triples(G):

@@ -1,4 +1,5 @@
-"GAN training: exact resume across processes, DDP with 2 gloo processes, and sanity checks that D and G learn."
+"""GAN training: exact resume across processes, DDP with 2 gloo processes, and sanity checks that D and G
+learn."""
 import json
 import os
 import subprocess
@@ -17,9 +18,33 @@ from hybridlat.images import image_grid
 from hybridlat.gan_checkpoints import generator_from_checkpoint, load_checkpoint
 from hybridlat.train_gan import TrainConfig, build_state, d_step, g_step, read_log, train
 
-TINY = ['--data', 'toy:64', '--resolution', '16', '--batch', '4', '--z-dim', '32', '--w-dim', '32', '--map-layers', '2',
-        '--channel-base', '256', '--channel-max', '32', '--r1-interval', '2', '--pl-interval', '2', '--workers', '0',
-        '--n-samples', '8', '--no-progress']
+TINY = [
+    '--data',
+    'toy:64',
+    '--resolution',
+    '16',
+    '--batch',
+    '4',
+    '--z-dim',
+    '32',
+    '--w-dim',
+    '32',
+    '--map-layers',
+    '2',
+    '--channel-base',
+    '256',
+    '--channel-max',
+    '32',
+    '--r1-interval',
+    '2',
+    '--pl-interval',
+    '2',
+    '--workers',
+    '0',
+    '--n-samples',
+    '8',
+    '--no-progress',
+]
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
 
@@ -46,7 +71,8 @@ def assert_same_state(a, b):
         for k in a[net]: assert torch.equal(a[net][k], b[net][k]), f'{net}.{k} differs'
     for opt in ('opt_G', 'opt_D'):
         for i, s in a[opt]['state'].items():
-            for k, v in s.items(): assert torch.equal(v, b[opt]['state'][i][k]), f'{opt} state {i}.{k} differs'
+            for k, v in s.items():
+                assert torch.equal(v, b[opt]['state'][i][k]), f'{opt} state {i}.{k} differs'
 
 
 def test_resume_in_a_new_process_gives_the_same_steps(tmp_path):
@@ -58,29 +84,40 @@ def test_resume_in_a_new_process_gives_the_same_steps(tmp_path):
     whole, resumed = (load_checkpoint(tmp_path / d / 'checkpoint.pt') for d in ('whole', 'split'))
     assert resumed['step'] == whole['step'] == 4
     assert_same_state(whole, resumed)
-    assert not torch.equal(first['G']['synthesis.b16.conv1.weight'], resumed['G']['synthesis.b16.conv1.weight'])
+    assert not torch.equal(
+        first['G']['synthesis.b16.conv1.weight'], resumed['G']['synthesis.b16.conv1.weight']
+    )
     strip = lambda recs: [{k: v for k, v in r.items() if k != 'sec'} for r in recs]
-    assert strip(read_log(tmp_path / 'split' / 'log.jsonl')) == strip(read_log(tmp_path / 'whole' / 'log.jsonl'))
+    assert strip(read_log(tmp_path / 'split' / 'log.jsonl')) == strip(
+        read_log(tmp_path / 'whole' / 'log.jsonl')
+    )
     assert [r['step'] for r in read_log(tmp_path / 'whole' / 'log.jsonl')] == [0, 1, 2, 3]
-    assert 'r1_penalty' in read_log(tmp_path / 'whole' / 'log.jsonl')[2]           # regularisers ran after the resume point
+    # regularisers ran after the resume point
+    assert 'r1_penalty' in read_log(tmp_path / 'whole' / 'log.jsonl')[2]
     samples = sorted(p.name for p in (tmp_path / 'whole' / 'samples').iterdir())
     assert samples == ['fakes000000.png', 'fakes000004.png', 'reals.png']
-    assert not [p for p in (tmp_path / 'whole').rglob('.*')]                         # no temp files left behind
+    assert not [p for p in (tmp_path / 'whole').rglob('.*')]  # no temp files left behind
 
 
-@pytest.mark.skipif(not (DATA / 'faces').is_dir(), reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
+@pytest.mark.skipif(not (DATA / 'faces').is_dir(),
+                    reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
 @pytest.mark.needs_dlib   # build_face_dataset aligns with dlib
 def test_cli_trains_on_a_face_dataset_zip(tmp_path):
     from hybridlat.datasets import build_face_dataset
     faces = tmp_path / 'faces32.zip'
-    rep = build_face_dataset({'utkface': DATA / 'faces' / 'utkface'}, 32, faces, max_per_source=6, workers=1, progress=False)
+    rep = build_face_dataset(
+        {'utkface': DATA / 'faces' / 'utkface'}, 32, faces, max_per_source=6, workers=1, progress=False
+    )
     assert rep.sources['utkface']['kept'] >= 4
-    cli(tmp_path / 'run', '--steps', '2', '--data', str(faces), cwd=tmp_path)      # the last --data wins; trains at 16²
+    # the last --data wins; trains at 16²
+    cli(tmp_path / 'run', '--steps', '2', '--data', str(faces), cwd=tmp_path)
     assert load_checkpoint(tmp_path / 'run' / 'checkpoint.pt')['step'] == 2
     data = open_dataset(faces, 16)
     assert type(data) is FaceImages and len(data) == rep.sources['utkface']['kept']
     reals = np.asarray(Image.open(tmp_path / 'run' / 'samples' / 'reals.png'))
-    assert (reals == image_grid(torch.stack([data[i] for i in range(len(data))]), ncols=min(8, len(data)))).all()
+    assert (
+        reals == image_grid(torch.stack([data[i] for i in range(len(data))]), ncols=min(8, len(data)))
+    ).all()
 
 
 def test_checkpoint_is_plain_data(tmp_path):
@@ -97,30 +134,42 @@ WRAPPER = textwrap.dedent('''
     from hybridlat.train_gan import main
     st = main(sys.argv[1:])
     out = sys.argv[sys.argv.index('--out') + 1]
-    torch.save(dict(G=st.G.state_dict(), D=st.D.state_dict(), G_ema=st.G_ema.state_dict(), opt_G=st.opt_G.state_dict(),
-                    opt_D=st.opt_D.state_dict(), step=st.step), os.path.join(out, f"rank{os.environ['RANK']}.pt"))
+    state = dict(G=st.G.state_dict(), D=st.D.state_dict(), G_ema=st.G_ema.state_dict(),
+                 opt_G=st.opt_G.state_dict(), opt_D=st.opt_D.state_dict(), step=st.step)
+    torch.save(state, os.path.join(out, f"rank{os.environ['RANK']}.pt"))
 ''')
 
 
 def torchrun(*args, cwd):
-    return run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', *args], cwd, timeout=600)
+    return run(
+        [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', *args],
+        cwd,
+        timeout=600,
+    )
 
 
 def test_ddp_two_gloo_processes_stay_identical_and_resume(tmp_path):
     (tmp_path / 'wrapper.py').write_text(WRAPPER)
     torchrun('wrapper.py', *TINY, '--out', str(tmp_path / 'whole'), '--steps', '3', cwd=tmp_path)
-    torchrun('-m', 'hybridlat.train_gan', *TINY, '--out', str(tmp_path / 'split'), '--steps', '2', cwd=tmp_path)
+    torchrun(
+        '-m', 'hybridlat.train_gan', *TINY, '--out', str(tmp_path / 'split'), '--steps', '2', cwd=tmp_path
+    )
     torchrun('wrapper.py', *TINY, '--out', str(tmp_path / 'split'), '--steps', '3', '--resume', cwd=tmp_path)
-    ranks = {d: [torch.load(tmp_path / d / f'rank{r}.pt', weights_only=True) for r in (0, 1)] for d in ('whole', 'split')}
-    assert_same_state(*ranks['whole'])                                  # both processes hold the same networks
-    assert_same_state(ranks['whole'][0], ranks['split'][1])             # and a resumed DDP run is the same run
+    ranks = {
+        d: [torch.load(tmp_path / d / f'rank{r}.pt', weights_only=True) for r in (0, 1)]
+        for d in ('whole', 'split')
+    }
+    assert_same_state(*ranks['whole'])                       # both processes hold the same networks
+    assert_same_state(ranks['whole'][0], ranks['split'][1])  # and a resumed DDP run is the same run
     ckpt = load_checkpoint(tmp_path / 'split' / 'checkpoint.pt')
     assert ckpt['world_size'] == 2 and ckpt['step'] == 3 and ckpt['images_seen'] == 12
-    assert not torch.equal(ckpt['rng'][0]['torch'], ckpt['rng'][1]['torch'])   # each rank has its own random stream
+    # each rank has its own random stream
+    assert not torch.equal(ckpt['rng'][0]['torch'], ckpt['rng'][1]['torch'])
     assert_same_state(ckpt, ranks['split'][0])
     init = build_state(TrainConfig(**json.loads(ckpt['config'])))
     assert not torch.equal(init.D.b4.out.weight, ckpt['D']['b4.out.weight'])   # training moved the weights
-    assert [r['step'] for r in read_log(tmp_path / 'split' / 'log.jsonl')] == [0, 1, 2]   # one writer: no duplicate lines
+    # one writer: no duplicate lines
+    assert [r['step'] for r in read_log(tmp_path / 'split' / 'log.jsonl')] == [0, 1, 2]
 
 
 def toy_batches(n=256, res=16, batch=8, seed=0):
@@ -148,8 +197,8 @@ def test_generator_learns_to_fool_a_frozen_discriminator():
 
 
 def test_full_loop_moves_g_ema_towards_the_data(tmp_path):
-    # Measured at 120 steps: distance 1.84 → 0.10 with the real losses; 0.57 with L_G zeroed (path length alone);
-    # 2.01 with L_G's sign flipped. The bound 0.2 × before separates them.
+    # Measured at 120 steps: distance 1.84 → 0.10 with the real losses; 0.57 with L_G zeroed (path length
+    # alone); 2.01 with L_G's sign flipped. The bound 0.2 × before separates them.
     data = ToyFaces(256, 16)
     reals = torch.stack([data[i] for i in range(256)])
     stats = lambda x: torch.cat([x.mean((0, 2, 3)), x.std((0, 2, 3))])
@@ -166,6 +215,12 @@ def test_discriminator_shapes_and_features():
     D = Discriminator(img_resolution=64, channel_base=1024, channel_max=64)
     img = torch.randn(4, 3, 64, 64)
     feats = D.features(img)
-    assert [tuple(f.shape) for f in feats] == [(4, 32, 32, 32), (4, 64, 16, 16), (4, 64, 8, 8), (4, 64, 4, 4), (4, 64, 4, 4)]
+    assert [tuple(f.shape) for f in feats] == [
+        (4, 32, 32, 32),
+        (4, 64, 16, 16),
+        (4, 64, 8, 8),
+        (4, 64, 4, 4),
+        (4, 64, 4, 4),
+    ]
     assert D(img).shape == (4, 1)
     with pytest.raises(ValueError, match='D expects images'): D(torch.randn(4, 3, 32, 32))

@@ -8,7 +8,9 @@ import torch
 from hybridlat.video import VideoClip, VideoReadError, probe_video, read_audio, read_video, write_video
 
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
-needs_data = pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
+needs_data = pytest.mark.skipif(
+    not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)'
+)
 
 
 def moving_frames(t=24, h=64, w=80):
@@ -52,7 +54,7 @@ def test_resample_and_max_frames(tmp_path):
     clip = read_video(p, fps=10)
     assert len(clip) == 10 and clip.fps == 10
     ref = read_video(p)
-    assert np.array_equal(clip.frames, ref.frames[::3])                       # every third frame, chosen by time
+    assert np.array_equal(clip.frames, ref.frames[::3])  # every third frame, chosen by time
     assert len(read_video(p, max_frames=7)) == 7
     assert len(read_video(p, fps=15, max_frames=4)) == 4
     for bad in (0, -5, float('inf'), float('nan')):
@@ -73,14 +75,16 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(ValueError, match='no frames'):
         write_video(tmp_path / 'bad.mp4', [], fps=10, progress=False)
     assert list(tmp_path.iterdir()) == []
-    (tmp_path / 'keep.mp4').write_bytes(b'old')                               # failure keeps an existing file intact
+    (tmp_path / 'keep.mp4').write_bytes(b'old')  # failure keeps an existing file intact
     with pytest.raises(ValueError): write_video(tmp_path / 'keep.mp4', frames(), fps=10, progress=False)
     assert (tmp_path / 'keep.mp4').read_bytes() == b'old'
     with pytest.raises(ValueError, match='writes'): write_video(tmp_path / 'x.avi', moving_frames(3), fps=10)
 
 
 def test_corrupt_input_gives_one_clear_error(tmp_path):
-    good = write_video(tmp_path / 'good.mp4', moving_frames(40, 128, 160), fps=10, preset='ultrafast', progress=False)
+    good = write_video(
+        tmp_path / 'good.mp4', moving_frames(40, 128, 160), fps=10, preset='ultrafast', progress=False
+    )
     raw = good.read_bytes()
     cases = {'missing.mp4': None, 'text.mp4': b'this is not a video', 'empty.mp4': b'',
              'truncated.mp4': raw[:len(raw) // 2], 'stub.mp4': raw[:100]}
@@ -99,12 +103,14 @@ def test_audio_only_file_is_not_a_video(tmp_path):
         s = out.add_stream('aac', rate=16000, layout='mono')
         frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format='fltp', layout='mono')
         frame.sample_rate = 16000
-        out.mux(s.encode(frame)); out.mux(s.encode(None))
+        out.mux(s.encode(frame))
+        out.mux(s.encode(None))
     with pytest.raises(VideoReadError, match='no video stream'): read_video(p)
 
 
 @needs_data
-@pytest.mark.parametrize('name', ['lia_vox_driving3.mov', 'sadtalker_WDA_KatieHill_000.mp4', 'liveportrait_d18.mp4'])
+@pytest.mark.parametrize('name',
+                         ['lia_vox_driving3.mov', 'sadtalker_WDA_KatieHill_000.mp4', 'liveportrait_d18.mp4'])
 def test_real_clips_with_audio(tmp_path, name):
     src = read_video(DATA / 'videos' / name, max_frames=30, audio=True)
     assert len(src) == 30 and src.audio is not None
@@ -115,7 +121,8 @@ def test_real_clips_with_audio(tmp_path, name):
         back = read_video(p, audio=True)
         assert back.frames.shape == src.frames.shape and back.fps == src.fps
         assert psnr(back.frames, src.frames) > 33
-        assert abs(back.audio.shape[1] / back.sample_rate - src.duration) < 0.1   # audio cut to the video (± AAC frames)
+        # audio cut to the video (± AAC frames)
+        assert abs(back.audio.shape[1] / back.sample_rate - src.duration) < 0.1
     silent = write_video(tmp_path / 'silent.mp4', src.frames[:5], src.fps, preset='veryfast', progress=False)
     assert read_audio(silent) == (None, None)
 

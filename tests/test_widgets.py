@@ -1,4 +1,5 @@
-"Tests of hybridlat.explorer (LatentModel) and hybridlat.widgets: states and views driven headless, sliders set in code."
+"""Tests of hybridlat.explorer (LatentModel) and hybridlat.widgets: states and views driven headless, sliders
+set in code."""
 import json
 from pathlib import Path
 import matplotlib
@@ -10,9 +11,20 @@ import torch
 from hybridlat.generator import Generator
 from hybridlat.images import to_uint8
 from hybridlat.explorer import LatentModel, locality
-from hybridlat.widgets import (WPlusExplorerState, WPlusExplorer, ChannelBrowserState, ChannelBrowser, EditPanelState,
-                               EditPanel, InversionViewerState, InversionViewer, as_reconstruction, png_array, png_bytes,
-                               snapshot)
+from hybridlat.widgets import (
+    WPlusExplorerState,
+    WPlusExplorer,
+    ChannelBrowserState,
+    ChannelBrowser,
+    EditPanelState,
+    EditPanel,
+    InversionViewerState,
+    InversionViewer,
+    as_reconstruction,
+    png_array,
+    png_bytes,
+    snapshot,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -62,11 +74,14 @@ def test_apply_direction(model, dirs):
     for group, idx in model.w_groups.items():
         assert moved_ws(model.apply_direction(ws, dirs['pc0'], 2.0, group), ws) == idx
     assert moved_ws(model.apply_direction(ws, dirs['pc0'], 2.0, [4]), ws) == [4]
-    per_layer = torch.zeros(model.num_ws, model.w_dim); per_layer[8] = 1
+    per_layer = torch.zeros(model.num_ws, model.w_dim)
+    per_layer[8] = 1
     assert moved_ws(model.apply_direction(ws, per_layer, 1.0), ws) == [8]
     assert torch.equal(model.apply_direction(ws, dirs['pc0'], 0.0), ws)
-    with pytest.raises(ValueError, match=r'direction must be \[32\] or \[10, 32\]'): model.apply_direction(ws, torch.zeros(5), 1.0)
-    with pytest.raises(ValueError, match='W\\+ layers must be in 0…9'): model.apply_direction(ws, dirs['pc0'], 1.0, [10])
+    with pytest.raises(ValueError, match=r'direction must be \[32\] or \[10, 32\]'):
+        model.apply_direction(ws, torch.zeros(5), 1.0)
+    with pytest.raises(ValueError, match='W\\+ layers must be in 0…9'):
+        model.apply_direction(ws, dirs['pc0'], 1.0, [10])
 
 
 def test_pca_directions(model):
@@ -74,9 +89,11 @@ def test_pca_directions(model):
     assert model.w_pca(k=4, n=500) is pca                                   # cached analysis
     assert torch.allclose(pca.components @ pca.components.T, torch.eye(4), atol=1e-4)
     assert (pca.std[:-1] >= pca.std[1:]).all() and 0 < pca.explained.sum() <= 1
-    # the axis really is the direction of largest spread of w: projections on pc0 vary more than on a random unit vector
+    # the axis really is the direction of largest spread of w: projections on pc0 vary more than on a random
+    # unit vector
     w = model.G.mapping.z_to_w(torch.randn(500, 32, generator=torch.Generator().manual_seed(1)))
-    rand = torch.randn(32, generator=torch.Generator().manual_seed(2)); rand /= rand.norm()
+    rand = torch.randn(32, generator=torch.Generator().manual_seed(2))
+    rand /= rand.norm()
     assert (w @ pca.components[0]).std() > (w @ rand).std()
     with pytest.raises(ValueError, match='k must be in'): model.w_pca(k=0)
 
@@ -90,8 +107,11 @@ def test_channel_effect(model):
     assert e.effect.max() > 0 and e.effect.shape == (1, 64, 64)
     assert torch.allclose(e.effect, (e.image - e.base).abs().mean(1))
     assert np.isclose(e.delta, 4.0 * float(model.channel_std(layer)[3]), rtol=1e-6)
-    spot = torch.zeros(1, 10, 10); spot[0, 4, 4] = 1
-    assert torch.allclose(locality(spot), torch.tensor([1.0])) and torch.allclose(locality(torch.ones(1, 10, 10)), torch.tensor([0.1]))
+    spot = torch.zeros(1, 10, 10)
+    spot[0, 4, 4] = 1
+    assert torch.allclose(locality(spot), torch.tensor([1.0])) and torch.allclose(
+        locality(torch.ones(1, 10, 10)), torch.tensor([0.1])
+    )
 
 
 def test_directions_merge(model):
@@ -130,10 +150,10 @@ def test_wplus_explorer_view(model, dirs):
 def test_channel_browser(model):
     st = ChannelBrowserState(model, seed=2)
     base = model.render_w(model.sample_w(2, 0.7))
-    assert torch.equal(st.render(), base)                                    # α = 0: identical to the base render
+    assert torch.equal(st.render(), base)  # α = 0: identical to the base render
     st.set(layer=model.layout.names[0], channel=60, alpha=5.0)
     assert not torch.equal(st.render(), base)
-    st.set(layer=model.layout.names[-1])                                     # 4 channels: channel 60 does not exist
+    st.set(layer=model.layout.names[-1])  # 4 channels: channel 60 does not exist
     assert st.channel == 0
     with pytest.raises(ValueError, match='channel 9 out of range'): st.set(channel=9)
 
@@ -150,8 +170,11 @@ def test_channel_browser(model):
 
 
 def test_edit_panel(model, dirs):
-    st = EditPanelState(model, {'a': dirs['pc0'], 'b': dirs['pc0'], 'fine a': dirs['pc0']}, seed=1, layers={'fine a': 'fine'})
-    st.set({'a': 1.0, 'b': 1.0}); both = st.wplus()
+    st = EditPanelState(
+        model, {'a': dirs['pc0'], 'b': dirs['pc0'], 'fine a': dirs['pc0']}, seed=1, layers={'fine a': 'fine'}
+    )
+    st.set({'a': 1.0, 'b': 1.0})
+    both = st.wplus()
     st.set(a=2.0, b=0.0)
     assert torch.allclose(st.wplus(), both, atol=1e-6)
     st.set(a=0.0, **{'fine a': 2.0})
@@ -171,7 +194,9 @@ class FakeInversion:
 
 def test_inversion_viewer(model):
     target = model.render_w(model.sample_w(7, 0.7))
-    noisy = (target + 0.2 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    noisy = (target + 0.2 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))).clamp(
+        -1, 1
+    )
     mean = model.render_w(model.G.mapping.w_avg[None])
     results = [('exact', target), FakeInversion('W', noisy, torch.tensor([2.0, 1.0])), ('mean', mean)]
     st = InversionViewerState(target, results)
@@ -186,17 +211,23 @@ def test_inversion_viewer(model):
     first = view.image.value
     view.controls['index'].value = 1
     assert view.image.value != first and "font-weight:bold'><td>W</td>" in view.table.value
-    assert np.array_equal(png_array(view.image.value)[::2, ::2][2:66, 68:132], to_uint8(noisy[0]))   # grid: pad 2, target, pad 2, result
+    # grid: pad 2, target, pad 2, result
+    assert np.array_equal(png_array(view.image.value)[::2, ::2][2:66, 68:132], to_uint8(noisy[0]))
     assert list(view.figure.data[0].y) == [2.0, 1.0]
 
 
 def test_snapshots(model, dirs):
-    states = [WPlusExplorerState(model, dirs).set(fine=2.0), ChannelBrowserState(model, alpha=3.0),
-              EditPanelState(model, dirs).set(pc0=1.0), InversionViewerState(model.render_w(model.sample_w(0)), [('x', model.render_w(model.sample_w(1)))])]
+    states = [
+        WPlusExplorerState(model, dirs).set(fine=2.0),
+        ChannelBrowserState(model, alpha=3.0),
+        EditPanelState(model, dirs).set(pc0=1.0),
+        InversionViewerState(model.render_w(model.sample_w(0)), [('x', model.render_w(model.sample_w(1)))]),
+    ]
     widths = []
     for st in states:
         ax = snapshot(st)
-        widths.append(ax.images[0].get_array().shape[1]); plt.close(ax.figure)
+        widths.append(ax.images[0].get_array().shape[1])
+        plt.close(ax.figure)
     assert widths == [2 * 64 + 6, 3 * 64 + 8, 2 * 64 + 6, 2 * 64 + 6]     # 2 or 3 images with 2-pixel padding
 
 
