@@ -344,7 +344,7 @@ def grades_table(rows, width=70):
 # %% ../nbs/50_assignments.ipynb #ec04831b
 def build_parser(p=None):
     "The `student` and `grade` commands, added to `p` (a subparser) or to a new parser."
-    from hybridlat.cli import HelpFormatter, add_command, required_group   # argparse only: fast help
+    from hybridlat.commands import HelpFormatter, add_command, required_group   # argparse only: fast help
     p = p or argparse.ArgumentParser(prog='python -m hybridlat.assignments', formatter_class=HelpFormatter,
                                      description='hand out and grade assignment notebooks')
     sub = p.add_subparsers(dest='assignments_command', required=True)

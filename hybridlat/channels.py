@@ -21,14 +21,22 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 from .datasets import align_photo, list_faces
-from .faces import (NoFaceError, _pts, brow_raise, eye_openness, face_landmarks, head_pose,
-    interocular_distance, mouth_opening)
+from hybridlat.faces import (
+    NoFaceError,
+    check_landmarks,
+    brow_raise,
+    eye_openness,
+    face_landmarks,
+    head_pose,
+    interocular_distance,
+    mouth_opening,
+)
 from .images import atomic_path, from_uint8, to_uint8
 from .latents import generator_fingerprint, style_statistics
 from .resample import upsample2d
 from hybridlat.stylespace import (StyleLayout, conv_layer_names, deformation_layer_names, synthesis_from_s,
     w_plus_to_s)
-from .synthesis import _split_by_block
+from .synthesis import split_by_block
 
 # %% ../nbs/31_channels.ipynb #1a808695
 CACHE_STATS = {'hits': 0, 'misses': 0}
@@ -90,7 +98,7 @@ def _up(lms):
 
 def region_shapes(lms, size=128):
     "{region: bool [size, size]} of the (overlapping) region shapes of 68 landmarks in a size² image."
-    lms = _pts(lms)
+    lms = check_landmarks(lms)
     iod = float(interocular_distance(lms))
     forehead = lms[26:16:-1] + _up(lms) * 0.6 * iod                                  # brows 26→17, lifted
     return {'mouth': _draw(size, [_scaled(lms[48:60], 1.3)]),
@@ -176,7 +184,7 @@ def layer_renderer(G, s, layer):
     "f(values [B, C_layer]) → [B, 3, R, R]: renders of one-sample StyleCode `s` with `layer` set to each row."
     synthesis = getattr(G, 'synthesis', G)
     res, kind = _block_of(layer)
-    by_block = _split_by_block(s)
+    by_block = split_by_block(s)
     x, img = _prefix(synthesis, by_block, res)
     def render(values):
         B = len(values)
@@ -337,7 +345,7 @@ MEASURES = ('mouth', 'eyes', 'brows', 'yaw', 'pitch', 'roll')
 
 def motion_measures(landmarks, size=128):
     "{measure: [T]} of landmarks [T, 68, 2] in size² crops, in `MEASURES` order."
-    lms = _pts(landmarks)
+    lms = check_landmarks(landmarks)
     pose = np.array([head_pose(l, size) for l in lms])                          # [T, 3]
     return dict(zip(MEASURES, [mouth_opening(lms), np.mean(eye_openness(lms), 0), brow_raise(lms), *pose.T]))
 

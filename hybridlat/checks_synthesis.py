@@ -14,7 +14,7 @@ from .assignments import grade
 from .modconv import modulated_conv2d as kit_modulated_conv2d
 from .stylespace import StyleLayout, w_plus_to_s, conv_layer_names
 from .encoder import hybrid_styles, render_hybrid
-from .cli import demo_motion
+from .synthetic_pairs import demo_motion
 from .pretrained import load_pretrained
 
 # %% ../nbs/51_checks_synthesis.ipynb #95761895

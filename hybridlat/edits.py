@@ -338,7 +338,7 @@ def load_directions(name_or_path='faces128', G=None, with_meta=False):
 # %% ../nbs/32_edits.ipynb #0b99744a
 def _parser():
     "The command line of `python -m hybridlat.edits`; its help shows the defaults."
-    from hybridlat.cli import HelpFormatter, required_group
+    from hybridlat.commands import HelpFormatter, required_group
     p = argparse.ArgumentParser(prog='python -m hybridlat.edits', formatter_class=HelpFormatter,
                                 description='Fit InterFaceGAN attribute directions for a pretrained '
                                             'generator and save them.')

@@ -23,7 +23,7 @@ def demodulation_coefficients(weight, styles, eps=1e-8):
     "The factors 1/‖w'_o‖ of the demodulation, [N, O], computed without building the [N, O, I, k, k] tensor."
     return (weight.square().sum(dim=[2, 3])[None] * styles.square()[:, None, :]).sum(-1).add(eps).rsqrt()
 
-# %% ../nbs/04_modconv.ipynb #ef2daa91
+# %% ../nbs/04_modconv.ipynb #65647d9c
 def _modconv_1x1(x, w):
     "1×1 convolution of x [N, I, H, W] with per-sample weights w [N, O, I] as a batched matrix product."
     N, I, H, W = x.shape
@@ -32,6 +32,7 @@ def _modconv_1x1(x, w):
         return y.reshape(N, H, W, -1).permute(0, 3, 1, 2)  # [N, O, H, W], channels last
     return torch.matmul(w, x.reshape(N, I, H * W)).reshape(N, -1, H, W)             # [N, O, H, W]
 
+# %% ../nbs/04_modconv.ipynb #ef2daa91
 def _modconv_fused(x, weight, styles, demodulate, up, padding, resample_filter):
     "All samples as one grouped convolution over [1, N·I, H, W] (one sample: an ordinary convolution)."
     N, I, H, W = x.shape

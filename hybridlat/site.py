@@ -73,10 +73,12 @@ def curriculum(nbs='nbs'):
 # %% ../nbs/53_site.ipynb #7952b3ab
 SECTIONS = (
     (0, 'Foundations: StyleGAN2 from scratch'),
-    (20, 'Faces and data'),
+    (10, 'Faces, video and metrics'),
+    (20, 'Training the generator'),
     (30, 'Latent exploration'),
     (40, 'Re-enactment'),
     (50, 'Classroom'),
+    (60, 'Command line and benchmarks'),
 )
 
 @dataclass

@@ -3,7 +3,7 @@ import importlib.util
 import os
 import pytest
 import torch
-from hybridlat.cli import install_command, source_checkout
+from hybridlat.commands import install_command, source_checkout
 from helpers import tiny_generator
 
 DLIB_MISSING_REASON = f"dlib missing: {install_command('faces', source_checkout())}"

@@ -88,7 +88,7 @@ def test_demo_help_shows_its_defaults():
 
 
 def test_reenact_parser_matches_the_reenact_module():
-    "Until 42_reenact builds its parser from `cli.add_reenact_arguments`, the two must say the same."
+    "Until 43_reenact builds its parser from `cli.add_reenact_arguments`, the two must say the same."
     from hybridlat.reenact import EDIT_LIMIT, build_reenact_parser
     describe = lambda p: sorted((a.dest, tuple(a.option_strings), repr(a.default), a.required, repr(a.type))
                                 for a in p._actions if a.dest != 'help')

@@ -87,7 +87,7 @@ def test_bad_inputs():
 
 def test_missing_dlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, 'dlib', None)           # makes `import dlib` fail
-    with pytest.raises(ImportError, match=r"pip install .*\[faces\]"): faces._dlib()
+    with pytest.raises(ImportError, match=r"pip install .*\[faces\]"): faces.import_dlib()
 
 
 def test_find_data_dir_env(monkeypatch, tmp_path):

@@ -85,7 +85,7 @@ def test_index_lists_curriculum_in_order_with_summaries(site):
     index = (site.out / 'index.html').read_text(encoding='utf-8')
     order = [index.index(f'href="{p.stem}.html"') for p in curriculum(NBS)]
     assert order == sorted(order)
-    assert index.index('href="13a_gan_data.html"') < index.index('href="13_train_gan.html"')
+    assert index.index('href="21_gan_data.html"') < index.index('href="23_train_gan.html"')
     assert '<h2>1. Foundations: StyleGAN2 from scratch</h2>' in index and '<h2>Assignments</h2>' in index
     assert 'float tensors in [-1, 1]' in _text(index)                   # 00_images' summary
 
