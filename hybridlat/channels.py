@@ -21,16 +21,8 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 from .datasets import align_photo, list_faces
-from hybridlat.faces import (
-    NoFaceError,
-    check_landmarks,
-    brow_raise,
-    eye_openness,
-    face_landmarks,
-    head_pose,
-    interocular_distance,
-    mouth_opening,
-)
+from .faces import (NoFaceError, check_landmarks, brow_raise, eye_openness, face_landmarks,
+                             head_pose, interocular_distance, mouth_opening)
 from .images import atomic_path, from_uint8, to_uint8
 from .latents import generator_fingerprint, style_statistics
 from .resample import upsample2d

@@ -19,19 +19,9 @@ import sys
 import threading
 from pathlib import Path
 import hybridlat
-from hybridlat.commands import (
-    EXTRA_OF_MODULE,
-    HelpFormatter,
-    add_command,
-    add_demo_arguments,
-    add_reenact_arguments,
-    install_command,
-    missing_module,
-    missing_module_message,
-    missing_modules,
-    required_group,
-    source_checkout,
-)
+from .commands import (EXTRA_OF_MODULE, HelpFormatter, add_command, add_demo_arguments,
+                                add_reenact_arguments, install_command, missing_module,
+                                missing_module_message, missing_modules, required_group, source_checkout)
 
 # %% ../nbs/60_cli.ipynb #a1b2c3d5
 def no_grad(fn):

@@ -13,16 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from hybridlat.faces import (
-    detect_faces,
-    eye_openness,
-    head_pose,
-    interocular_distance,
-    load_image,
-    mouth_opening,
-    gaussian_time_smooth,
-    check_landmarks,
-)
+from .faces import (detect_faces, eye_openness, head_pose, interocular_distance, load_image,
+                             mouth_opening, gaussian_time_smooth, check_landmarks)
 from .identity import face_descriptors
 
 # %% ../nbs/13_metrics.ipynb #f3f4c567

@@ -93,14 +93,8 @@ def encoder_quality(G, E, n_portraits=0, fps=10, max_frames=40, bench_frames=48,
                     sources=EVAL_SOURCES):
     """Self and cross re-enactment metrics on held-out `clips` (paths), the kit's targets, and the speed per
     stage."""
-    from hybridlat.reenact import (
-        appearance_gallery,
-        evaluate_self,
-        evaluate_cross,
-        kit_targets,
-        benchmark_reenact,
-        validation_clips,
-    )
+    from hybridlat.reenact import (appearance_gallery, evaluate_self, evaluate_cross, kit_targets,
+                                   benchmark_reenact, validation_clips)
     clips = clips or validation_clips()
     self_rows, _ = evaluate_self(G, E, clips=clips, fps=fps, max_frames=max_frames, progress=progress)
     pairs = cross_pairs(n_portraits, clips, sources)

@@ -32,47 +32,17 @@ from .edits import apply_edits, load_directions, parse_edits
 from .checkpoints import CheckpointError
 from .commands import HelpFormatter, add_reenact_arguments, required_group
 from .encoder import HybridEncoder, check_encoder_fits, load_encoder, render_hybrid
-from hybridlat.faces import (
-    NoFaceError,
-    gaussian_time_smooth,
-    align_face,
-    align_frames,
-    align_tracked,
-    face_landmarks,
-    colour_matched,
-    crop_mask,
-    crop_matrix,
-    find_data_dir,
-    find_landmarks,
-    load_image,
-    paste_region,
-    reference_crop,
-    warp_image,
-)
+from .faces import (NoFaceError, gaussian_time_smooth, align_face, align_frames, align_tracked,
+                             face_landmarks, colour_matched, crop_mask, crop_matrix, find_data_dir,
+                             find_landmarks, load_image, paste_region, reference_crop, warp_image)
 from .identity import face_descriptors
 from .images import UsageError, check_output_path, from_uint8, image_grid, save_image, to_uint8
 from .latents import generator_fingerprint, markdown_table
 from .pretrained import load_pretrained, pretrained_path
-from hybridlat.metrics import (
-    expression_following,
-    hog_features,
-    identity_distance,
-    l1,
-    landmark_distance,
-    psnr,
-    ssim,
-    thumbnail_features,
-    temporal_jitter,
-)
-from hybridlat.video import (
-    VIDEO_OUT_SUFFIXES,
-    VideoClip,
-    read_video,
-    video_frames,
-    video_length,
-    video_rate,
-    write_video,
-)
+from .metrics import (expression_following, hog_features, identity_distance, l1, landmark_distance,
+                               psnr, ssim, thumbnail_features, temporal_jitter)
+from .video import (VIDEO_OUT_SUFFIXES, VideoClip, read_video, video_frames, video_length,
+                             video_rate, write_video)
 
 # %% ../nbs/43_reenact.ipynb #c9dfaa07
 VIDEO_SUFFIXES = {'.mp4', '.mov', '.m4v', '.mkv', '.avi', '.webm'}

@@ -34,27 +34,11 @@ from .identity import identity_distance_loss, load_face_net
 from .images import atomic_path, image_grid, save_image, to_uint8
 from .latents import generator_fingerprint
 from .metrics import ms_ssim
-from hybridlat.synthetic_pairs import (
-    PAIR_KINDS,
-    choose_pair_kind,
-    generated_items,
-    latent_loss,
-    latent_scales,
-    load_motion_directions,
-)
-from hybridlat.train_gan import (
-    config_field,
-    ResumableSampler,
-    add_config_flags,
-    all_mean,
-    append_log,
-    d_logistic_loss,
-    g_nonsaturating_loss,
-    init_distributed,
-    read_log,
-    step_optimizer,
-    trim_log,
-)
+from .synthetic_pairs import (PAIR_KINDS, choose_pair_kind, generated_items, latent_loss,
+                                       latent_scales, load_motion_directions)
+from .train_gan import (config_field, ResumableSampler, add_config_flags, all_mean, append_log,
+                                 d_logistic_loss, g_nonsaturating_loss, init_distributed, read_log,
+                                 step_optimizer, trim_log)
 
 # %% ../nbs/42_train_encoder.ipynb #f33a01ef
 @dataclass
