@@ -63,11 +63,11 @@ class ResBlock(nn.Module):
     ):
         super().__init__()
         self.conv0, self.norm0 = (
-            nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False),
             _norm(out_channels),
         )
         self.conv1, self.norm1 = (
-            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False),
             _norm(out_channels),
         )
         same = in_channels == out_channels and stride == 1
@@ -75,7 +75,8 @@ class ResBlock(nn.Module):
             nn.Identity()
             if same
             else nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), _norm(out_channels)
+                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                _norm(out_channels),
             )
         )
 
@@ -96,13 +97,13 @@ class FeaturePyramid(nn.Module):
         super().__init__()
         if len(channels) < 5:
             raise ValueError(f"channels needs a stem and at least 4 stages, got {len(channels)} entries")
-        self.stem = nn.Sequential(nn.Conv2d(3, channels[0], 3, 1, 1), nn.LeakyReLU(0.2))
+        self.stem = nn.Sequential(nn.Conv2d(3, channels[0], kernel_size=3, padding=1), nn.LeakyReLU(0.2))
         self.stages = nn.ModuleList(
             nn.Sequential(ResBlock(ci, co, 2), *[ResBlock(co, co) for _ in range(blocks_per_stage - 1)])
             for ci, co in zip(channels[:-1], channels[1:])
         )
         # coarse → finest
-        self.lateral = nn.ModuleList(nn.Conv2d(c, fpn_channels, 1) for c in channels[::-1][:4])
+        self.lateral = nn.ModuleList(nn.Conv2d(c, fpn_channels, kernel_size=1) for c in channels[::-1][:4])
 
     def backbone(self, x):
         "The four deepest stages' outputs, coarse (smallest) first."
@@ -127,7 +128,14 @@ class MapToVector(nn.Module):
         n = int(math.log2(size))
         if 2 ** n != size: raise ValueError(f"size must be a power of two, got {size}")
         self.convs = nn.Sequential(
-            *[m for _ in range(n) for m in (nn.Conv2d(channels, channels, 3, 2, 1), nn.LeakyReLU(0.2))]
+            *[
+                m
+                for _ in range(n)
+                for m in (
+                    nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1),
+                    nn.LeakyReLU(0.2),
+                )
+            ]
         )
     def forward(self, x): return self.convs(x).flatten(1)
 

@@ -65,8 +65,11 @@ class _ResBlock(nn.Module):
     def __init__(self, cin, cout, down):
         super().__init__()
         self.down = down
-        self.conv0, self.aff0 = nn.Conv2d(cin, cout, 3, 2 if down else 1, 0 if down else 1), _Affine(cout)
-        self.conv1, self.aff1 = nn.Conv2d(cout, cout, 3, 1, 1), _Affine(cout)
+        self.conv0, self.aff0 = (
+            nn.Conv2d(cin, cout, kernel_size=3, stride=2 if down else 1, padding=0 if down else 1),
+            _Affine(cout),
+        )
+        self.conv1, self.aff1 = nn.Conv2d(cout, cout, kernel_size=3, padding=1), _Affine(cout)
     def forward(self, x):
         y = self.aff1(self.conv1(F.relu(self.aff0(self.conv0(x)))))
         return F.relu(_add_padded(y, F.avg_pool2d(x, 2) if self.down else x))
@@ -77,7 +80,7 @@ class DlibFaceNet(nn.Module):
     def __init__(self, path=None):
         super().__init__()
         self.register_buffer('mean', torch.tensor([122.782, 117.001, 104.298]).view(1, 3, 1, 1))
-        self.conv, self.aff = nn.Conv2d(3, 32, 7, 2, 0), _Affine(32)
+        self.conv, self.aff = nn.Conv2d(3, 32, kernel_size=7, stride=2), _Affine(32)
         levels, blocks, cin = (
             [(3, 32, False), (4, 64, True), (3, 128, True), (3, 256, True), (1, 256, True)],
             [],

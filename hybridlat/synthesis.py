@@ -143,23 +143,16 @@ class SynthesisBlock(nn.Module):
             self.conv0 = SynthesisLayer(
                 in_channels,
                 out_channels,
-                w_dim,
-                resolution,
+                w_dim=w_dim,
+                resolution=resolution,
                 up=2,
                 resample_filter=resample_filter,
                 conv_clamp=conv_clamp,
                 **layer_kwargs,
             )
-        self.conv1 = SynthesisLayer(
-            out_channels,
-            out_channels,
-            w_dim,
-            resolution,
-            resample_filter=resample_filter,
-            conv_clamp=conv_clamp,
-            **layer_kwargs,
-        )
-        self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim=w_dim, resolution=resolution,
+                                    resample_filter=resample_filter, conv_clamp=conv_clamp, **layer_kwargs)
+        self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp)
         self.num_conv, self.num_torgb = (1 if in_channels == 0 else 2), 1
 
     def style_layers(self):

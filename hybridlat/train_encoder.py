@@ -322,7 +322,7 @@ class ExpressionNet(torch.nn.Module):
         super().__init__()
         c, layers = 3, []
         for w in (width, 2 * width, 4 * width, 4 * width):  # 64² → 4² in four stride-2 convs
-            layers += [torch.nn.Conv2d(c, w, 3, 2, 1), torch.nn.LeakyReLU(0.2)]
+            layers += [torch.nn.Conv2d(c, w, kernel_size=3, stride=2, padding=1), torch.nn.LeakyReLU(0.2)]
             c = w
         self.features, self.head = torch.nn.Sequential(*layers), torch.nn.Linear(c * 16, 2)
         self.register_buffer('mean', torch.zeros(2))  # label mean and std (denormalise)
