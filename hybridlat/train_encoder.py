@@ -7,7 +7,7 @@ __all__ = ['EXPRESSION_FILE', 'ALIGNED_FACE_BOX', 'CHECKPOINT_FORMAT', 'EncoderT
            'NumberedSampler', 'TrainingItems', 'fit_resolution', 'batches', 'EncoderState', 'broadcast_modules',
            'initial_weights', 'build_state', 'pixel_l1', 'pixel_l2', 'msssim_loss', 'feature_distance',
            'identity_consistency', 'sf_l2', 'sf_l1', 'ExpressionNet', 'fit_expression_net', 'expression_loss',
-           'save_expression_net', 'load_expression_net', 'expression_direction', 'encode_batch', 'mouth_strength',
+           'save_expression_net', 'load_expression_net', 'expression_direction', 'encode_batch', 'direction_strength',
            'mouth_term', 'aligned_yaw', 'yaw_change', 'yaw_term', 'loss_terms', 'd_adv_step', 'train_step',
            'save_checkpoint', 'load_checkpoint', 'restore', 'sample_pairs', 'save_samples', 'data_counts', 'hardware',
            'final_losses', 'encoder_meta', 'start_outputs', 'log_step', 'train', 'parse_extra_loss', 'build_parser',
@@ -416,7 +416,7 @@ def encode_batch(E, src, drv, n_pairs):
     w_id_d = E.identity_from_features({k: v[:n_pairs] for k, v in fd.items()}) if n_pairs else None
     return E.identity_from_features(fs), E.deformation_from_features(fd), w_id_d
 
-def mouth_strength(s_f, direction):
+def direction_strength(s_f, direction):
     "Least-squares strength [N] of S_F {layer: [N, C]} along a motion direction {layer: [C]}, in its units."
     along = sum((s_f[l] * d).sum(1) for l, d in direction.items())
     return along / sum(d.square().sum() for d in direction.values())
@@ -426,7 +426,7 @@ def mouth_term(st, s_f, src, drv):
     with torch.no_grad():
         e = st.expression
         change = (e(drv) - e(src))[:, 0] * e.std[0] / st.mouth_unit          # [N], in units of the direction
-    return (mouth_strength(s_f, st.mouth_dir) - change).square().mean()
+    return (direction_strength(s_f, st.mouth_dir) - change).square().mean()
 
 ALIGNED_FACE_BOX = (30 / 128, 38 / 128, 105 / 128, 114 / 128)   # dlib's face box, aligned face: l, t, r, b
 
@@ -447,7 +447,7 @@ def yaw_term(st, s_f, src, drv, use=None):
     use = torch.ones(len(src), dtype=torch.bool) if use is None else use.cpu()
     if not use.any(): return sum(v.sum() for v in s_f.values()) * 0.0      # no item: 0, graph kept
     change = yaw_change(src[use], drv[use], st.yaw_unit).to(st.device)
-    return (mouth_strength(s_f, st.yaw_dir)[use.to(st.device)] - change).square().mean()
+    return (direction_strength(s_f, st.yaw_dir)[use.to(st.device)] - change).square().mean()
 
 def loss_terms(st, src, drv, n_pairs, latents=None, target=None):
     """({name: (value, weight)} of every non-zero term, outputs); `latents`: true (W_ID, S_F) of the last

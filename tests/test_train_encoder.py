@@ -333,11 +333,11 @@ def test_face_identity_term_init_weights_and_named_validation_clips(files, tmp_p
 def test_mouth_term_reads_the_expression_change():
     """On faces128: the mouth strength of S_F is a projection, and the term is 0 when S_F matches the
     expression change."""
-    from hybridlat.train_encoder import mouth_strength, mouth_term
+    from hybridlat.train_encoder import direction_strength, mouth_term
     G, D = load_networks('faces128')
     st = build_state(EncoderTrainConfig(batch=4, mouth_weight=1.0, encoder_kwargs=ENC), G, D)
     d = st.mouth_dir
-    assert torch.allclose(mouth_strength({l: 3 * v[None] for l, v in d.items()}, d), torch.tensor([3.]))
+    assert torch.allclose(direction_strength({l: 3 * v[None] for l, v in d.items()}, d), torch.tensor([3.]))
     g = torch.Generator().manual_seed(0)
     src = torch.rand(2, 3, 128, 128, generator=g) * 2 - 1
     drv = src.flip(2)
@@ -354,7 +354,7 @@ def test_yaw_term_reads_dlibs_yaw_change():
     "On faces128: the fixed-box yaw against detection, its change in the direction's units, the term's zero."
     from hybridlat.synthetic_pairs import face_measures
     from hybridlat.images import to_uint8
-    from hybridlat.train_encoder import aligned_yaw, mouth_strength, yaw_change, yaw_term
+    from hybridlat.train_encoder import aligned_yaw, direction_strength, yaw_change, yaw_term
     G, D = load_networks('faces128')
     st = build_state(EncoderTrainConfig(batch=4, yaw_weight=1.0, encoder_kwargs=ENC), G, D)
     assert st.yaw_unit > 1                                             # degrees of yaw per unit
@@ -368,7 +368,7 @@ def test_yaw_term_reads_dlibs_yaw_change():
     change = yaw_change(src, drv, st.yaw_unit)
     assert change.abs().max() <= 3 and torch.allclose(change, (degrees / st.yaw_unit).clamp(-3, 3))
     exact = {l: change[:, None] * v[None] for l, v in st.yaw_dir.items()}
-    assert torch.allclose(mouth_strength(exact, st.yaw_dir), change, atol=1e-4)
+    assert torch.allclose(direction_strength(exact, st.yaw_dir), change, atol=1e-4)
     assert float(yaw_term(st, exact, src, drv)) < 1e-6
     zero = {l: (0 * v).requires_grad_() for l, v in exact.items()}
     assert float(yaw_term(st, zero, src, drv).detach()) > 0
