@@ -52,8 +52,8 @@ def cache_key(name, **params):
     return f"{name}-{hashlib.blake2b(text.encode(), digest_size=12).hexdigest()}.npz"
 
 def cached(name, compute, cache=True, **params):
-    """compute() → {key: array}, stored under the hash of `params`; a later call with equal `params` loads it
-    instead."""
+    """compute() → {key: array}, stored under the hash of `params`; a later call with equal `params` loads
+    it instead."""
     if not cache or os.environ.get('HYBRIDLAT_NO_CACHE'): return compute()
     path = cache_dir() / cache_key(name, **params)
     if path.is_file():
@@ -151,8 +151,8 @@ def region_density(diff, masks):
     return a @ (m / m.sum(1, keepdim=True).clamp_min(1)).T
 
 def fd_density(render, base, steps, masks, batch_size=32):
-    """Region density [C, n_regions] of ∂render/∂base_c for each c of `base` [C], by forward differences with
-    `steps` [C]."""
+    """Region density [C, n_regions] of ∂render/∂base_c for each c of `base` [C], by forward differences
+    with `steps` [C]."""
     base, steps = torch.as_tensor(base).float(), torch.as_tensor(steps).float()
     x0, out = render(base[None]), []                                                  # [1, 3, R, R]
     for idx in torch.arange(len(base)).split(batch_size):
@@ -173,7 +173,8 @@ def _prefix(synthesis, by_block, res):
     return x, img
 
 def layer_renderer(G, s, layer):
-    "f(values [B, C_layer]) → [B, 3, R, R]: renders of one-sample StyleCode `s` with `layer` set to each row."
+    """f(values [B, C_layer]) → [B, 3, R, R]: renders of one-sample StyleCode `s` with `layer` set to each
+    row."""
     synthesis = getattr(G, 'synthesis', G)
     res, kind = _block_of(layer)
     by_block = split_by_block(s)

@@ -71,8 +71,8 @@ def a1_mistakes(weight, styles, demodulate=True):
 
 # %% ../nbs/51_checks_synthesis.ipynb #38affeb3
 def misplaced(out, ref, tol):
-    """'(n, o) holds (n′, o′)' when every map of out [N, O, H, W] equals some map of ref but not all in place,
-    else ''."""
+    """'(n, o) holds (n′, o′)' when every map of out [N, O, H, W] equals some map of ref but not all in
+    place, else ''."""
     N, O = ref.shape[:2]
     d = (out.reshape(N * O, 1, -1) - ref.reshape(1, N * O, -1)).abs().amax(-1)   # [N·O, N·O]
     best = d.argmin(1)
@@ -97,7 +97,8 @@ def a1_diagnosis(out, x, weight, styles, demodulate, padding, tol):
     return (
         f' It matches none of the usual mistakes (closest: {closest}, error '
         f'{max_error(out, runs[closest]):.2g}); '
-        "go through w′ = s·w, then w′′ = w′/√(Σ_{Cin,k,k} w′² + ε), then one convolution per sample."
+        "go through w′ = s·w, then w′′ = w′/√(Σ_{Cin,k,k} w′² + ε), then one convolution "
+        "per sample."
     )
 
 # %% ../nbs/51_checks_synthesis.ipynb #c31c4632
@@ -204,7 +205,8 @@ def check_a1(modulated_conv2d):
                 modulated_conv2d,
                 'tiny styles (1e-5), where ε matters',
                 _a1_case(3, 6, 5, 3, 8, seed=6, scale=1e-5),
-                hint=' Here Σw′² ≈ ε, so where ε goes matters: inside the root, √(Σw′² + ε), ε = 1e-8.',
+                hint=' Here Σw′² ≈ ε, so where ε goes matters: inside the root, √(Σw′² + ε), '
+                'ε = 1e-8.',
             ),
         ],
     )

@@ -34,7 +34,8 @@ def required_group(parser):
 
 # %% ../nbs/00b_commands.ipynb #6bf56779
 EXTRA_OF_MODULE = {'dlib': 'faces', 'face_recognition_models': 'faces'}   # module → extra that installs it
-PACKAGE_OF_MODULE = {'dlib': 'dlib (dlib-bin)', 'av': 'av (PyAV)'}         # module → the package pip installs
+# module → the package pip installs
+PACKAGE_OF_MODULE = {'dlib': 'dlib (dlib-bin)', 'av': 'av (PyAV)'}
 
 def source_checkout(package_dir=None):
     "The checkout folder if hybridlat runs from one (`settings.ini` or `.git` beside the package), else None."

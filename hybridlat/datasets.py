@@ -141,8 +141,8 @@ def decode_jpeg(data):
 LABEL_FIELDS = ('file', 'source', 'name', 'age', 'gender', 'race')
 
 def _align_job(job):
-    """Worker: (source, path, labels, resolution, quality) → (source, path, labels, jpeg bytes | None, info |
-    reason)."""
+    """Worker: (source, path, labels, resolution, quality) → (source, path, labels, jpeg bytes | None, info
+    | reason)."""
     src, path, labels, resolution, quality = job
     crop, info = align_photo(path, resolution)
     return src, path, labels, (encode_jpeg(crop, quality) if crop is not None else None), info
@@ -377,7 +377,9 @@ class FramePairDataset(Dataset):
     def _pick_val(names, val_clips, seed):
         if isinstance(val_clips, int):
             if not 0 < val_clips < len(names):
-                raise ValueError(f'val_clips={val_clips} must be in 1…{len(names) - 1} ({len(names)} clips)')
+                raise ValueError(
+                    f'val_clips={val_clips} must be in 1…{len(names) - 1} ({len(names)} clips)'
+                )
             return [str(n) for n in np.random.default_rng(seed).permutation(names)[:val_clips]]
         unknown = set(val_clips) - set(names)
         if unknown: raise ValueError(f'unknown validation clips {sorted(unknown)}; clips are {names}')

@@ -33,8 +33,8 @@ class DownConv2dLayer(Conv2dLayer):
 
 # %% ../nbs/20_discriminator.ipynb #af8f6b0a
 class DiscriminatorBlock(nn.Module):
-    """One resolution of the residual discriminator: [fromrgb], conv0, conv1 (↓2), skip (↓2): [N, tmp, R, R] →
-    [N, out, R/2, R/2]."""
+    """One resolution of the residual discriminator: [fromrgb], conv0, conv1 (↓2), skip (↓2): [N, tmp, R,
+    R] → [N, out, R/2, R/2]."""
     def __init__(self,
         in_channels,                    # Number of input channels, 0 = first block (reads the image).
         tmp_channels,                   # Number of intermediate channels.
@@ -189,8 +189,8 @@ class Discriminator(nn.Module):
 # %% ../nbs/20_discriminator.ipynb #44b48487
 @patch
 def features(self: Discriminator, img):
-    """Feature maps of `img` [N, 3, R, R]: outputs of b{R} … b8 (at R/2 … 4) and of b4.conv (4×4), a list of
-    [N, C, H, W]."""
+    """Feature maps of `img` [N, 3, R, R]: outputs of b{R} … b8 (at R/2 … 4) and of b4.conv (4×4), a list
+    of [N, C, H, W]."""
     R = self.img_resolution
     if img.ndim != 4 or img.shape[1:] != (self.img_channels, R, R):
         raise ValueError(f"D expects images [N, {self.img_channels}, {R}, {R}], got {tuple(img.shape)}")

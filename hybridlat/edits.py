@@ -71,8 +71,8 @@ def real_faces(n=400, size=128, seed=0, min_age=15, progress=True):
 FACE_BOX = (0.1, 0.95, 0.15, 0.85)  # (top, bottom, left, right): the face without most of the background
 
 def _float01(images):
-    """uint8 [N, H, W, 3] (numpy or torch) or float [N, 3, H, W] in [-1, 1] → float tensor [N, 3, H, W] in [0,
-    1]."""
+    """uint8 [N, H, W, 3] (numpy or torch) or float [N, 3, H, W] in [-1, 1] → float tensor [N, 3, H, W] in
+    [0, 1]."""
     u8 = isinstance(images, np.ndarray) or images.dtype == torch.uint8
     x = torch.as_tensor(np.asarray(images)) if u8 else images.detach().float().cpu()
     if x.ndim != 4 or x.shape[3 if u8 else 1] != 3:
@@ -219,7 +219,8 @@ def edit_strip(G, w, direction, alphas, layers=None):
 
 # %% ../nbs/32_edits.ipynb #f88dd2c0
 def edit_effect(G, w, direction, labeller, alpha=2.0):
-    "Mean change of `labeller`'s score between w − α·n and w + α·n (positive: the edit raises the attribute)."
+    """Mean change of `labeller`'s score between w − α·n and w + α·n (positive: the edit raises the
+    attribute)."""
     lo, hi = (labeller.score(render(G, edit_w(w, direction, a))) for a in (-alpha, alpha))
     return float((hi - lo).mean())
 
@@ -264,8 +265,8 @@ def fit_directions(G, n=1000, n_faces=600, labellers=None, seed=0, truncation_ps
 
 # %% ../nbs/32_edits.ipynb #3fd2c5aa
 def apply_edits(w, edits, directions, layers=None):
-    """w + Σ α_k d_k for `edits` {name: α} with `directions` {name: [w_dim]}; W [N, w_dim] or W+ [N, num_ws,
-    w_dim]."""
+    """w + Σ α_k d_k for `edits` {name: α} with `directions` {name: [w_dim]}; W [N, w_dim] or W+ [N,
+    num_ws, w_dim]."""
     unknown = [k for k in edits if k not in directions]
     if unknown:
         raise ValueError(f"unknown edit {unknown[0]!r}; known directions: {', '.join(sorted(directions))}")

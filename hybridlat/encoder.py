@@ -86,8 +86,8 @@ class ResBlock(nn.Module):
 
 # %% ../nbs/40_encoder.ipynb #532419c6
 class FeaturePyramid(nn.Module):
-    """Residual backbone + top-down merge: images [N, 3, R, R] → {level: [N, fpn_channels, h, h]}, coarse →
-    finest."""
+    """Residual backbone + top-down merge: images [N, 3, R, R] → {level: [N, fpn_channels, h, h]}, coarse
+    → finest."""
     def __init__(self,
         # Stem width, then one stride-2 stage per further entry (≥ 4 stages).
         channels=(16, 32, 64, 128, 128, 128),
@@ -157,7 +157,8 @@ class HybridEncoder(nn.Module):
         resolution=128,                         # Image resolution R (the generator's).
         num_ws=12,                              # Number of ws in W+ (the generator's num_ws).
         w_dim=256,                              # W dimensionality.
-        deformation_channels=(),                # {layer: channels} or [(layer, channels), …]: the S_F layers.
+        # {layer: channels} or [(layer, channels), …]: the S_F layers.
+        deformation_channels=(),
         w_avg=None,  # The generator's w_avg [w_dim]; W_ID = w_avg + offsets (None → zeros).
         input_resolution=None,                  # Backbone input size; None → min(resolution, 256).
         channels=(16, 32, 64, 128, 128, 128),   # Backbone widths: stem, then one stride-2 stage each.

@@ -17,7 +17,8 @@ from .stylespace import StyleCode, StyleLayout, layer_groups, synthesis_from_s, 
 
 # %% ../nbs/33_explorer.ipynb #9246a051
 class LatentModel:
-    "A generator wrapped for explorers: sampling, W → W+ → S, cached no-grad renders, groups and analyses."
+    """A generator wrapped for explorers: sampling, W → W+ → S, cached no-grad renders, groups and
+    analyses."""
     def __init__(self,
         G,                        # a `Generator` (frozen, eval mode)
         noise_mode='const',       # noise for every render: 'const' keeps renders deterministic
@@ -217,8 +218,8 @@ def channel_sweep(self: LatentModel, latent, layer, channel, alphas=(-5, 0, 5)):
 # %% ../nbs/33_explorer.ipynb #875d8337
 @patch
 def directions(self: LatentModel, extra=None, pca=8):
-    """{name: direction}: `pca` GANSpace directions ('pc0'…), then `extra`: {name: [w_dim] or [num_ws, w_dim]}
-    or a name for `hybridlat.edits.load_directions`."""
+    """{name: direction}: `pca` GANSpace directions ('pc0'…), then `extra`: {name: [w_dim] or [num_ws,
+    w_dim]} or a name for `hybridlat.edits.load_directions`."""
     if isinstance(extra, (str, Path)):
         from hybridlat.edits import load_directions  # optional: labelled InterFaceGAN directions
         extra = load_directions(extra, G=self.G)

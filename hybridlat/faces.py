@@ -311,7 +311,8 @@ def colour_matched(crops, reference, mask, sigma=0.15, tolerance=20.0):
     S = crops.shape[1]
     band = 4 * mask * (1 - mask)                                                  # [S, S]
     if not (band > 0.1).any(): return crops
-    diff = reference[None] - crops                                                # [B, S, S, 3] frame − crop
+    # [B, S, S, 3] frame − crop
+    diff = reference[None] - crops
     typical = diff[:, band > 0.1].median(1).values                                # [B, 3] usual offset
     agree = torch.exp(-((diff - typical[:, None, None]) ** 2).sum(-1) / (2 * tolerance ** 2))   # [B, S, S]
     weight = (band * agree)[:, None]                                              # [B, 1, S, S]

@@ -15,8 +15,8 @@ from .synthesis import SynthesisNetwork
 
 # %% ../nbs/06_generator.ipynb #5a82dff5
 class Generator(nn.Module):
-    """StyleGAN2 generator: z [N, z_dim] → w → W+ [N, num_ws, w_dim] → image [N, img_channels, R, R] in [-1,
-    1]."""
+    """StyleGAN2 generator: z [N, z_dim] → w → W+ [N, num_ws, w_dim] → image [N, img_channels, R, R] in
+    [-1, 1]."""
     def __init__(self,
         z_dim=512,              # Input latent (Z) dimensionality.
         c_dim=0,                # Conditioning label (C) dimensionality.

@@ -56,8 +56,8 @@ def feature_distance(D, images, target, target_features=None):
 
 # %% ../nbs/30_inversion.ipynb #d9a7d063
 class ReconstructionLoss:
-    """λ₁ L1 + λ₂ MSE + λ_ms (1 − MS-SSIM) + λ_D d_D + Σ extra(images, target), each a batch mean; images in
-    [-1, 1]."""
+    """λ₁ L1 + λ₂ MSE + λ_ms (1 − MS-SSIM) + λ_D d_D + Σ extra(images, target), each a batch mean;
+    images in [-1, 1]."""
     def __init__(self,
         l1=1.0,              # weight of the mean absolute difference
         l2=1.0,              # weight of the mean squared difference
@@ -226,7 +226,8 @@ def project(
     loss_fn, layout = loss if loss is not None else ReconstructionLoss(), StyleLayout.from_generator(G)
     start = _initial(G, space, init, len(target)).to(target.device)
     std = latent_std(G, space).clamp_min(1e-8).to(target.device)
-    delta = torch.zeros_like(start, requires_grad=True)                       # the latent is start + std · δ
+    # the latent is start + std · δ
+    delta = torch.zeros_like(start, requires_grad=True)
     noise = init_noise(G, len(target)) if optimize_noise else None
     opt = torch.optim.Adam([delta, *(noise or {}).values()], lr=lr)
     gen, losses = torch.Generator().manual_seed(seed), []
@@ -314,8 +315,8 @@ def pca_directions(G, n=2000, k=5, seed=0):
     return pca.components, pca.std
 
 def style_offset(G, delta):
-    """Δs = A(w + δ) − A(w) per style layer: what a W / W+ move δ ([w_dim], [N, w_dim] or [N, num_ws, w_dim])
-    does in S."""
+    """Δs = A(w + δ) − A(w) per style layer: what a W / W+ move δ ([w_dim], [N, w_dim] or [N, num_ws,
+    w_dim]) does in S."""
     delta = torch.as_tensor(delta, dtype=torch.float32)
     delta = delta[None] if delta.ndim == 1 else delta
     base = G.mapping.w_avg.detach()[None, None].expand(len(delta), G.num_ws, -1)
@@ -354,7 +355,7 @@ def prior_distance(s, prior):
     return (coef / prior.sd).square().mean(1).sqrt(), (x - coef @ prior.axes).norm(dim=1) / prior.scale
 
 def edit_agreement(images, edited, ref, ref_edited):
-    """Per image cosine similarity of the change `edited − images` [N, …] with the reference change [1 or N,
-    …]."""
+    """Per image cosine similarity of the change `edited − images` [N, …] with the reference change [1 or
+    N, …]."""
     a, b = (edited - images).flatten(1), (ref_edited - ref).flatten(1).expand(len(images), -1)
     return F.cosine_similarity(a, b, dim=1)

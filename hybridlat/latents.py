@@ -84,8 +84,8 @@ def w_resolutions(G):
     return [res[i] for i in range(synthesis.num_ws)]
 
 def mixing_layer_ranges(G, coarse_max=8, medium_max=32):
-    """{'coarse': W+ indices at ≤ `coarse_max`², 'medium': ≤ `medium_max`², 'fine': the rest} (StyleGAN's
-    groups)."""
+    """{'coarse': W+ indices at ≤ `coarse_max`², 'medium': ≤ `medium_max`², 'fine': the rest}
+    (StyleGAN's groups)."""
     res = w_resolutions(G)
     return {'coarse': [i for i, r in enumerate(res) if r <= coarse_max],
             'medium': [i for i, r in enumerate(res) if coarse_max < r <= medium_max],
@@ -120,7 +120,8 @@ def style_mixing_grid(
     mixed = [
         mix_styles(ws_a, ws_b[j : j + 1].expand_as(ws_a), idx) for idx in ranges.values() for j in range(nb)
     ]
-    imgs = _render(G, torch.cat([ws_a, ws_b] + mixed), noise_mode, batch_size)  # [NA + NB + R·NB·NA, C, R, R]
+    # [NA + NB + R·NB·NA, C, R, R]
+    imgs = _render(G, torch.cat([ws_a, ws_b] + mixed), noise_mode, batch_size)
     a, b = imgs[:na], imgs[na:na + nb]
     cells = imgs[na + nb:].reshape(len(ranges) * nb, na, *imgs.shape[1:])  # [R·NB, NA, C, R, R]
     top = torch.cat([torch.ones_like(a[:1]), a])[None]                     # white corner, [1, 1 + NA, …]
@@ -293,7 +294,8 @@ def mean_style(G):
     return w_plus_to_s(G, G.mapping.w_avg[None, None].expand(1, G.num_ws, -1))
 
 def truncate_styles(s, psi, s_mean, layers=None):
-    "StyleSpace truncation s' = s̄ + ψ (s − s̄) on `layers` (names; default all), the other layers unchanged."
+    """StyleSpace truncation s' = s̄ + ψ (s − s̄) on `layers` (names; default all), the other layers
+    unchanged."""
     names = list(s.layout.names) if layers is None else list(layers)
     unknown = [n for n in names if n not in s.layout.names]
     if unknown: raise KeyError(f"unknown style layers {unknown}")

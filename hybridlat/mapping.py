@@ -13,7 +13,8 @@ from .layers import FullyConnectedLayer, normalize_2nd_moment
 
 # %% ../nbs/02_mapping.ipynb #bbb67205
 class MappingNetwork(nn.Module):
-    "z (and optional class label c) → w, broadcast to `num_ws` copies, with `w_avg` tracking and truncation."
+    """z (and optional class label c) → w, broadcast to `num_ws` copies, with `w_avg` tracking and
+    truncation."""
     def __init__(self,
         z_dim,                  # Input latent (Z) dimensionality, 0 = no latent.
         c_dim,                  # Conditioning label (C) dimensionality, 0 = no label.

@@ -200,8 +200,8 @@ def fd_dlib_baseline(real_set, seed=0, **kw):
 
 # %% ../nbs/13_metrics.ipynb #3f2a9c02
 def hog_features(images, size=64, cell=8, bins=9):
-    """HOG of images (uint8 [H, W, 3] arrays) at `size`²: [N, (size/cell − 1)² · 4 · bins], L2-normalised
-    2×2-cell blocks."""
+    """HOG of images (uint8 [H, W, 3] arrays) at `size`²: [N, (size/cell − 1)² · 4 · bins],
+    L2-normalised 2×2-cell blocks."""
     from PIL import Image
     out = []
     for img in images:

@@ -20,7 +20,8 @@ def modulate_weights(weight, styles, demodulate=True, eps=1e-8):
     return w
 
 def demodulation_coefficients(weight, styles, eps=1e-8):
-    "The factors 1/‖w'_o‖ of the demodulation, [N, O], computed without building the [N, O, I, k, k] tensor."
+    """The factors 1/‖w'_o‖ of the demodulation, [N, O], computed without building the [N, O, I, k, k]
+    tensor."""
     return (weight.square().sum(dim=[2, 3])[None] * styles.square()[:, None, :]).sum(-1).add(eps).rsqrt()
 
 # %% ../nbs/04_modconv.ipynb #65647d9c

@@ -29,8 +29,8 @@ def assets_dir():
     return Path(str(importlib.resources.files('hybridlat.assets')))
 
 def pretrained_path(name='faces128', part='generator'):
-    """Path of one file (`part` ∈ generator, discriminator, facts, card, encoder, encoder_facts, encoder_card)
-    of pretrained `name`."""
+    """Path of one file (`part` ∈ generator, discriminator, facts, card, encoder, encoder_facts,
+    encoder_card) of pretrained `name`."""
     if name not in PRETRAINED:
         raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(PRETRAINED)}")
     path = assets_dir()/PRETRAINED[name][part]
@@ -91,8 +91,8 @@ def _fd_or_none(desc, real_desc):
     return fd_dlib(found, real_desc) if len(found) >= 2 else None
 
 def generator_quality(G, real_images, n=1000, psis=(1.0, 0.7), seed=0, progress=True):
-    """Detection rate and FD-dlib of `n` samples per truncation ψ against `real_images`, with the real-vs-real
-    baseline."""
+    """Detection rate and FD-dlib of `n` samples per truncation ψ against `real_images`, with the
+    real-vs-real baseline."""
     from hybridlat.identity import face_descriptors
     from hybridlat.metrics import fd_dlib_baseline
     real = face_descriptors(list(real_images), missing='nan', progress=progress)
@@ -207,13 +207,15 @@ def model_card(facts):
     notes = facts.get('notes') or ''
     return f"""# Model card: {facts['name']}
 
-The kit's own StyleGAN2 face generator at {c['resolution']}², trained from scratch with `hybridlat.train_gan`.
+The kit's own StyleGAN2 face generator at {c['resolution']}², trained from scratch with \
+`hybridlat.train_gan`.
 {notes}
 ## Data
 {_data_lines(facts.get('data'))}
 
 ## Architecture
-StyleGAN2 (config-f layout, skip generator, residual discriminator) at {c['resolution']}²: z/w {c['z_dim']}/{c['w_dim']},
+StyleGAN2 (config-f layout, skip generator, residual discriminator) at {c['resolution']}²: z/w \
+{c['z_dim']}/{c['w_dim']},
 {c['map_layers']}-layer mapping, channel_base {c['channel_base']}, channel_max {c['channel_max']};
 {facts['generator_parameters']:,} generator parameters.
 
@@ -224,7 +226,8 @@ StyleGAN2 (config-f layout, skip generator, residual discriminator) at {c['resol
 | images seen | {facts['images_seen']:,} |
 | wall time | {facts['train_seconds'] / 3600:.2f} h |
 | hardware | {facts.get('hardware') or 'not recorded'} |
-| losses | non-saturating logistic, lazy R1 (γ auto, every {c['r1_interval']}), path length {c['pl_weight']}, mixing {c['style_mixing']} |
+| losses | non-saturating logistic, lazy R1 (γ auto, every {c['r1_interval']}), path length \
+{c['pl_weight']}, mixing {c['style_mixing']} |
 | augmentation | {c['augment'] or 'none'}; x-flip {c['xflip']} |
 
 Exact command:
@@ -235,7 +238,7 @@ Exact command:
 
 ## Measured quality
 {_quality_table(facts.get('quality'))}
-"""  # noqa: E501 (markdown table rows of the card)
+"""
 
 # %% ../nbs/24_pretrained.ipynb #cf52fc23
 def export_parser(prog, description, run_help, what, add_inputs):

@@ -242,17 +242,23 @@ def encoder_card(facts):
     layers = ', '.join(n for n, _ in k['deformation_channels'])
     return f"""# Model card: {facts['name']} hybrid encoder
 
-The hybrid encoder of the kit for the shipped `{facts['name']}` generator, trained with `hybridlat.train_encoder`
-against the frozen generator. Source image → W_ID ∈ W+ ({k['num_ws']} × {k['w_dim']}); driving image → S_F on the
+The hybrid encoder of the kit for the shipped `{facts['name']}` generator, trained with \
+`hybridlat.train_encoder`
+against the frozen generator. Source image → W_ID ∈ W+ ({k['num_ws']} × {k['w_dim']}); driving image \
+→ S_F on the
 deformation layers {layers}; rendered as `s_l = A_l(W_ID) + S_F,l`.
 {facts.get('notes') or ''}
 ## Data
-- Stills: {_count(d.get('faces', {}).get('images'))} aligned faces ({', '.join(d.get('faces', {}).get('sources', []))}), source = driving = target.
-- Clips: {_count(d.get('clips', {}).get('frames'))} frames of {d.get('clips', {}).get('clips', 'n/a')} talking-head clips for self-re-enactment pairs; held out (never trained on, used below): {', '.join(d.get('val', {}).get('clips', [])) or 'n/a'}.
+- Stills: {_count(d.get('faces', {}).get('images'))} aligned faces \
+({', '.join(d.get('faces', {}).get('sources', []))}), source = driving = target.
+- Clips: {_count(d.get('clips', {}).get('frames'))} frames of {d.get('clips', {}).get('clips', 'n/a')} \
+talking-head clips for self-re-enactment pairs; held out (never trained on, used below): \
+{', '.join(d.get('val', {}).get('clips', [])) or 'n/a'}.
 - UTKFace, CelebA and the clips are licensed for non-commercial research only, and so are these weights.
 
 ## Architecture
-pSp-like feature pyramid (widths {k['channels']}, pyramid {k['fpn_channels']}) with an identity head (W_ID, grouped
+pSp-like feature pyramid (widths {k['channels']}, pyramid {k['fpn_channels']}) with an identity head (W_ID, \
+grouped
 coarse/medium/fine) and a deformation head (S_F); {facts['parameters']:,} parameters.
 
 ## Training
@@ -262,10 +268,13 @@ coarse/medium/fine) and a deformation head (S_F); {facts['parameters']:,} parame
 | images seen | {facts['images_seen']:,} |
 | step time | {facts['train_seconds'] / 3600:.2f} h |
 | hardware | {facts.get('hardware') or 'not recorded'} |
-| losses (weights) | L1 {c['l1_weight']}, L2 {c['l2_weight']}, MS-SSIM {c['msssim_weight']}, D-feature {c['feat_weight']}, W_ID consistency {c['identity_weight']}, face identity {c.get('face_id_weight', 0.0)}, S_F L2 {c['sf_l2_weight']} / L1 {c['sf_l1_weight']}, adversarial {c['adv_weight']} |
+| losses (weights) | L1 {c['l1_weight']}, L2 {c['l2_weight']}, MS-SSIM {c['msssim_weight']}, D-feature \
+{c['feat_weight']}, W_ID consistency {c['identity_weight']}, face identity {c.get('face_id_weight', 0.0)}, \
+S_F L2 {c['sf_l2_weight']} / L1 {c['sf_l1_weight']}, adversarial {c['adv_weight']} |
 | generated items | {_generated(c)} |
 | optimiser | Adam, lr {c['lr']} |
-| final training losses (mean of last 100 steps) | {', '.join(f'{n} {v:.4f}' for n, v in facts['final_losses'].items() if v is not None)} |
+| final training losses (mean of last 100 steps) | \
+{', '.join(f'{n} {v:.4f}' for n, v in facts['final_losses'].items() if v is not None)} |
 
 Exact command:
 
@@ -275,7 +284,7 @@ Exact command:
 
 ## Measured quality and speed
 {quality_tables(facts['quality']) if facts.get('quality') else 'Not measured.'}
-"""  # noqa: E501 (markdown table rows of the card)
+"""
 
 # %% ../nbs/44_pretrained_encoder.ipynb #34d3bcf6
 def _add_encoder_inputs(p):

@@ -92,8 +92,8 @@ def align_source(frame, size, name='source'):
     try: return align_face(frame, face_landmarks(frame, upsample=1), size)
     except NoFaceError:
         H, W = frame.shape[:2]
-        raise NoFaceError(f"no face found in the source {name} ({W}×{H}): use a picture in which the face is "
-                          "upright, unobstructed and at least about 80 pixels wide") from None
+        raise NoFaceError(f"no face found in the source {name} ({W}×{H}): use a picture in which the face "
+                          "is upright, unobstructed and at least about 80 pixels wide") from None
 
 def align_driving(clip, size, **kwargs):
     """Aligned crops (`AlignedFace` list) of every driving frame; `NoFaceError` naming the clip when no frame
@@ -265,8 +265,8 @@ def load_pretrained_encoder(name='faces128', G=None, device='cpu'):
 
 # %% ../nbs/43_reenact.ipynb #46b73bf3
 def default_encoder(G, encoder=None):
-    """`encoder` as given or loaded from a path; None → the encoder shipped for the shipped generator, if `G`
-    is it."""
+    """`encoder` as given or loaded from a path; None → the encoder shipped for the shipped generator, if
+    `G` is it."""
     if isinstance(encoder, (str, Path)): return load_encoder(encoder, G=G)
     if isinstance(encoder, HybridEncoder): return check_encoder_fits(encoder, G)
     if encoder is not None: return encoder

@@ -195,9 +195,11 @@ def static_outputs(nb):
 
 # %% ../nbs/53_site.ipynb #b70ae482
 _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
-{% block html_head_js %}{% endblock %}{% block jupyter_widgets %}{% endblock %}{% block notebook_css %}<!--SITE-HEAD-->{% endblock %}
+{% block html_head_js %}{% endblock %}{% block jupyter_widgets %}{% endblock %}{% block notebook_css \
+%}<!--SITE-HEAD-->{% endblock %}
 {% block html_head_js_mathjax %}{% endblock %}{% block html_head_js_mermaidjs %}{% endblock %}
-{% block body_header %}{{ super() }}<!--SITE-NAV-->{% endblock %}{% block body_footer %}<!--SITE-NAV-->{{ super() }}{% endblock %}"""  # noqa: E501 (jinja)
+{% block body_header %}{{ super() }}<!--SITE-NAV-->{% endblock %}{% block body_footer %}<!--SITE-NAV-->{{ \
+super() }}{% endblock %}"""
 
 def html_exporter():
     "nbconvert's `lab` template with every CDN script (require.js, MathJax, mermaid, widget manager) removed."
@@ -267,7 +269,9 @@ def _finish(page, pages, i, plotly=False):
     """Fill the page's slots: stylesheet (and plotly.js) in the head, a prev / contents / next bar above and
     below."""
     prev = (
-        f'<a href="{pages[i - 1].name}">← {html.escape(pages[i - 1].title)}</a>' if i > 0 else '<span></span>'
+        f'<a href="{pages[i - 1].name}">← {html.escape(pages[i - 1].title)}</a>'
+        if i > 0
+        else '<span></span>'
     )
     nxt = (
         f'<a href="{pages[i + 1].name}">{html.escape(pages[i + 1].title)} →</a>'
@@ -281,9 +285,12 @@ def _finish(page, pages, i, plotly=False):
         '<!--SITE-NAV-->', f'<nav class="site-nav">{prev}<a href="index.html">Contents</a>{nxt}</nav>'
     )
 
-_SITE_CSS = """main { max-width: 1100px; margin: 0 auto; padding: 1em; } .widget-note { font-style: italic; color: #555; }
-nav.site-nav { display: flex; justify-content: space-between; gap: 1em; margin: .5em 0 1.5em; padding: .5em 1em;
-  background: #f3f3f3; border-radius: 4px; font: 14px sans-serif; } ul.site-index li { margin-bottom: .4em; }"""  # noqa: E501 (css)
+_SITE_CSS = """main { max-width: 1100px; margin: 0 auto; padding: 1em; } .widget-note \
+{ font-style: italic; color: #555; }
+nav.site-nav { display: flex; justify-content: space-between; gap: 1em; margin: .5em 0 1.5em; padding: .5em \
+1em;
+  background: #f3f3f3; border-radius: 4px; font: 14px sans-serif; } ul.site-index li { margin-bottom: .4em; \
+}"""
 def _write_assets(exporter, out, plotly):
     static = next(
         Path(p) / 'static' for p in exporter.template_paths if (Path(p) / 'static' / 'index.css').exists()

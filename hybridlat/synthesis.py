@@ -19,7 +19,8 @@ from .resample import setup_filter, upsample2d
 
 # %% ../nbs/05_synthesis.ipynb #a01b6c26
 class SynthesisLayer(nn.Module):
-    "Modulated 3×3 convolution (optionally up-sampling ×2) + noise + bias + lrelu; its style is `affine(w)`."
+    """Modulated 3×3 convolution (optionally up-sampling ×2) + noise + bias + lrelu; its style is
+    `affine(w)`."""
     def __init__(self,
         in_channels,                    # Number of input channels.
         out_channels,                   # Number of output channels.
@@ -52,8 +53,8 @@ class SynthesisLayer(nn.Module):
 
 # %% ../nbs/05_synthesis.ipynb #f2620df8
 def _noise_bias_lrelu_(x, noise, bias, gain, clamp):
-    """In place: x + noise + bias → leaky ReLU → × gain → clamp to ±clamp; the steps of `bias_act`, without
-    new tensors."""
+    """In place: x + noise + bias → leaky ReLU → × gain → clamp to ±clamp; the steps of `bias_act`,
+    without new tensors."""
     if noise is not None: x.add_(noise)
     x.add_(bias.reshape(1, -1, 1, 1))
     F.leaky_relu_(x, 0.2).mul_(gain)
@@ -164,8 +165,8 @@ class SynthesisBlock(nn.Module):
         return f'resolution={self.resolution}, in={self.in_channels}, out={self.out_channels}'
 
     def forward(self, x, img, styles, noise_mode='const', noise=None, fused_modconv=True):
-        """x [N, I, R/2, R/2] (None for b4), img [N, 3, R/2, R/2] (or None), styles {name: [N, C]} → (x, img)
-        at R."""
+        """x [N, I, R/2, R/2] (None for b4), img [N, 3, R/2, R/2] (or None), styles {name: [N, C]} → (x,
+        img) at R."""
         noise = noise or {}
         if self.in_channels == 0:
             x = self.const[None].expand(styles['conv1'].shape[0], -1, -1, -1)  # [N, C, 4, 4]
@@ -181,8 +182,8 @@ class SynthesisBlock(nn.Module):
 
 # %% ../nbs/05_synthesis.ipynb #87e1f19b
 class SynthesisNetwork(nn.Module):
-    """StyleGAN2 synthesis network (skip architecture): W+ [N, num_ws, w_dim] or StyleSpace → images [N, 3, R,
-    R]."""
+    """StyleGAN2 synthesis network (skip architecture): W+ [N, num_ws, w_dim] or StyleSpace → images [N, 3,
+    R, R]."""
     # CPU inference renders batches image by image from this feature-map size on
     image_by_image_values = 2 ** 21
     def __init__(self,

@@ -127,7 +127,8 @@ def split_batch(batch_gpu, still_fraction, have_faces=True, have_clips=True):
     "(pairs, stills) per process and step."
     if not (have_faces or have_clips):
         raise ValueError('no training data: give a face collection, a clip dataset or both')
-    if not 0 <= still_fraction <= 1: raise ValueError(f'still_fraction must be in 0…1, got {still_fraction}')
+    if not 0 <= still_fraction <= 1:
+        raise ValueError(f'still_fraction must be in 0…1, got {still_fraction}')
     stills = batch_gpu if not have_clips else 0 if not have_faces else round(batch_gpu * still_fraction)
     return batch_gpu - stills, stills
 
@@ -685,8 +686,8 @@ def train(
 
 # %% ../nbs/42_train_encoder.ipynb #fbaed436
 def parse_extra_loss(spec):
-    """'module:factory=weight' → (factory name, (factory(), weight)); the factory returns fn(output, target) →
-    scalar."""
+    """'module:factory=weight' → (factory name, (factory(), weight)); the factory returns fn(output, target)
+    → scalar."""
     try:
         target, weight = spec.rsplit('=', 1)
         module, name = target.split(':')

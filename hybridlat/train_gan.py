@@ -102,8 +102,8 @@ def r1_penalty(real_img, real_logits):
 
 # %% ../nbs/23_train_gan.ipynb #fce70dba
 def path_lengths(img, ws):
-    """‖J_wᵀ y‖ per sample [N] for a random image-space direction y; `img` [N, C, H, W] computed from `ws` [N,
-    L, w_dim]."""
+    """‖J_wᵀ y‖ per sample [N] for a random image-space direction y; `img` [N, C, H, W] computed from
+    `ws` [N, L, w_dim]."""
     y = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
     grad, = torch.autograd.grad((img * y).sum(), ws, create_graph=True)             # [N, L, w_dim]
     return grad.square().sum(dim=2).mean(dim=1).sqrt()                             # [N]

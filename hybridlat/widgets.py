@@ -161,7 +161,8 @@ class WPlusExplorer(StateView):
 
 # %% ../nbs/34_widgets.ipynb #9853a17d
 class ChannelBrowserState:
-    "A face (seed, ψ or a given latent), one style `layer` and `channel`, and α in units of that channel's σ."
+    """A face (seed, ψ or a given latent), one style `layer` and `channel`, and α in units of that channel's
+    σ."""
     def __init__(self, model, seed=0, psi=0.7, layer=None, channel=0, alpha=0.0, latent=None):
         self.model, self.seed, self.psi, self.latent = model, int(seed), float(psi), latent
         self.layer, self.channel, self.alpha = model.s_groups['deformation'][0], 0, 0.0
@@ -214,7 +215,8 @@ def std_figure(model, layer, channel=None, height=220, width=700):
     )
 
 class ChannelBrowser(StateView):
-    "Layer dropdown, channel and α sliders; shows the moved face, its effect map and the layer's channel σs."
+    """Layer dropdown, channel and α sliders; shows the moved face, its effect map and the layer's channel
+    σs."""
     def __init__(self, model, seed=0, psi=0.7, layer=None, size=256):
         state = ChannelBrowserState(model, seed, psi, layer)
         options = [(f'{n}  ({state.group(n)})', n) for n in model.layout.names]
@@ -258,7 +260,8 @@ class ChannelBrowser(StateView):
 
 # %% ../nbs/34_widgets.ipynb #90a05925
 class EditPanelState:
-    "A W+ latent (given, or from a seed) plus α·direction for every named direction, each on its own layers."
+    """A W+ latent (given, or from a seed) plus α·direction for every named direction, each on its own
+    layers."""
     def __init__(self, model, directions, latent=None, seed=0, psi=0.7, layers=None):
         self.model, self.directions = model, OrderedDict(directions)
         self.layers = layers if isinstance(layers, dict) else {n: layers for n in self.directions}
