@@ -26,3 +26,13 @@ def failed(result, *texts):
     assert not result, report
     for t in texts: assert t in report, report
     return report
+
+
+def tiny_training_zips(data, out, clips, max_faces):
+    """A few UTKFace faces and a few frames of each of `clips` (names in `data`/videos), aligned at 32² into
+    `out`/faces.zip and `out`/clips.zip: the smallest real data an encoder training run takes."""
+    from hybridlat.datasets import build_clip_dataset, build_face_dataset
+    faces = {'utkface': data / 'faces' / 'utkface'}
+    build_face_dataset(faces, 32, out / 'faces.zip', max_per_source=max_faces, workers=1, progress=False)
+    videos = [data / 'videos' / name for name in clips]
+    build_clip_dataset(videos, 32, out / 'clips.zip', fps=4, max_frames=4, workers=1, progress=False)

@@ -11,6 +11,7 @@ import torch
 from hybridlat.checkpoints import CheckpointError
 from hybridlat.encoder import check_encoder_fits
 from hybridlat.pretrained import load_pretrained, pretrained_path
+from helpers import G, tiny_training_zips  # noqa: F401 (G: the shipped generator fixture)
 from hybridlat.pretrained_encoder import (encoder_card, export_encoder, load_pretrained_encoder,
                                           pretrained_encoder_facts)
 
@@ -19,8 +20,6 @@ ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
 need_data = pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA}')
 
 
-@pytest.fixture(scope='module')
-def G(): return load_pretrained('faces128')
 
 
 def test_shipped_encoder_fits_the_shipped_generator(G):
@@ -81,20 +80,9 @@ def test_reenact_cli_defaults_to_the_shipped_encoder(tmp_path):
 @need_data
 @pytest.mark.needs_dlib
 def test_export_from_a_short_run(G, tmp_path):
-    from hybridlat.datasets import build_clip_dataset, build_face_dataset
     from hybridlat.train_encoder import main
-    build_face_dataset(
-        {'utkface': DATA / 'faces' / 'utkface'},
-        32,
-        tmp_path / 'faces.zip',
-        max_per_source=4,
-        workers=1,
-        progress=False,
-    )
-    videos = [
-        DATA / 'videos' / f for f in ('liveportrait_d9.mp4', 'lia_vox_driving1.mp4', 'lia_vox_driving2.mp4')
-    ]
-    build_clip_dataset(videos, 32, tmp_path / 'clips.zip', fps=4, max_frames=4, workers=1, progress=False)
+    clips = ('liveportrait_d9.mp4', 'lia_vox_driving1.mp4', 'lia_vox_driving2.mp4')
+    tiny_training_zips(DATA, tmp_path, clips, max_faces=4)
     run = tmp_path / 'run'
     main(
         [

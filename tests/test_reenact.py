@@ -10,6 +10,7 @@ DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.skipif(not (DATA / 'videos').is_dir(),
                                  reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)'),
               pytest.mark.needs_dlib]
+from helpers import G  # noqa: F401 (the shipped generator fixture)
 from hybridlat.edits import save_directions
 from hybridlat.encoder import encoder_for, save_encoder
 from hybridlat.faces import NoFaceError, align_face, face_landmarks, load_image, paste_back
@@ -36,9 +37,6 @@ from hybridlat.video import VideoReadError, probe_video, read_video
 
 PORTRAIT, CLIP = DATA / 'portraits' / 'lia_vox_taylor.png', DATA / 'videos' / 'lia_vox_driving2.mp4'
 
-
-@pytest.fixture(scope='module')
-def G(): return load_pretrained('faces128')
 
 
 @pytest.fixture(scope='module')

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_training_zips
 from hybridlat.encoder import load_encoder
 from hybridlat.gan_checkpoints import save_checkpoint as save_gan_checkpoint
 from hybridlat.train_encoder import (
@@ -38,24 +39,13 @@ pytestmark = [pytest.mark.skipif(not (DATA / 'videos').is_dir(),
 def files(tmp_path_factory):
     """A tiny frozen GAN (16², untrained) and tiny face / clip zips built at 32² from the shared data (resized
     to 16² in training)."""
-    from hybridlat.datasets import build_clip_dataset, build_face_dataset
     d = tmp_path_factory.mktemp('data')
     gan = TrainConfig(
         resolution=16, batch=4, z_dim=32, w_dim=32, map_layers=2, channel_base=256, channel_max=32, workers=0
     )
     save_gan_checkpoint(build_gan_state(gan), d / 'gan.pt')
-    build_face_dataset(
-        {'utkface': DATA / 'faces' / 'utkface'},
-        32,
-        d / 'faces.zip',
-        max_per_source=6,
-        workers=1,
-        progress=False,
-    )
-    videos = [
-        DATA / 'videos' / f for f in ('liveportrait_d6.mp4', 'liveportrait_d9.mp4', 'lia_vox_driving1.mp4')
-    ]
-    build_clip_dataset(videos, 32, d / 'clips.zip', fps=4, max_frames=4, workers=1, progress=False)
+    clips = ('liveportrait_d6.mp4', 'liveportrait_d9.mp4', 'lia_vox_driving1.mp4')
+    tiny_training_zips(DATA, d, clips, max_faces=6)
     return d
 
 
