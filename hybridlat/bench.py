@@ -12,10 +12,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from fastcore.imports import IN_NOTEBOOK
 from tqdm.auto import tqdm
-from .generator import Generator, config_f_kwargs, small_generator_kwargs, count_parameters
+from .stylegan2.generator import Generator, config_f_kwargs, small_generator_kwargs, count_parameters
 from .images import atomic_path
-from .resample import PHASES_MIN_PIXELS
-from .synthesis import SynthesisLayer
+from .stylegan2.resample import PHASES_MIN_PIXELS
+from .stylegan2.synthesis import SynthesisLayer
 
 # %% ../nbs/61_bench.ipynb #e899e509
 def median_seconds(fn, repeats=5, warmup=1):
@@ -105,7 +105,7 @@ def bench_row(name, G, batch_size, repeats, mm_gflops=None, warmup=1):
 # %% ../nbs/61_bench.ipynb #0d04369c
 def _shipped_kwargs():
     "Generator kwargs of the shipped faces128 model (read from its checkpoint's config)."
-    from hybridlat.pretrained import pretrained_path
+    from hybridlat.training.pretrained import pretrained_path
     return json.loads(
         torch.load(pretrained_path('faces128'), map_location='cpu', weights_only=True)['config']
     )
@@ -199,8 +199,8 @@ def profile_by_kind(G, batch_size=1):
 # %% ../nbs/61_bench.ipynb #1b0e7a02
 def training_row(steps=16, config=None):
     "Images/s of training steps of the shipped faces128 recipe (or `config`, a dict of `TrainConfig` fields)."
-    from hybridlat.pretrained import pretrained_facts
-    from hybridlat.train_gan import TrainConfig, training_speed
+    from hybridlat.training.pretrained import pretrained_facts
+    from hybridlat.training.train_gan import TrainConfig, training_speed
     known = set(TrainConfig.__dataclass_fields__)
     config = config or {k: v for k, v in pretrained_facts('faces128')['config'].items() if k in known}
     cfg = TrainConfig(**{**config, 'workers': 0})

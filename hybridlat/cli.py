@@ -37,9 +37,9 @@ def demo_generator(checkpoint=None, seed=0):
     "(generator, description): a checkpoint if given, else the embedded default."
     if checkpoint is not None:
         if not Path(checkpoint).is_file(): raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-        from hybridlat.checkpoints import load_generator
+        from hybridlat.stylegan2.checkpoints import load_generator
         return load_generator(checkpoint), f'checkpoint {Path(checkpoint).name}'
-    from hybridlat.pretrained import load_pretrained, pretrained_facts
+    from hybridlat.training.pretrained import load_pretrained, pretrained_facts
     facts = pretrained_facts('faces128')
     return load_pretrained('faces128'), (
         f"embedded faces128 generator ({facts['images_seen']:,} images seen in "
@@ -58,7 +58,7 @@ def mixing_grid(G, seed_a, seeds_b, split=None):
     """Row 0: source B images; row 1: A with B's coarse layers; row 2: A with B's fine layers.
     [3·len(seeds_b), 3, R, R]."""
     import torch
-    from hybridlat.generator import mix_styles
+    from hybridlat.stylegan2.generator import mix_styles
     split = split or G.num_ws // 2
     a, b = G.sample_ws([seed_a]), G.sample_ws(seeds_b)
     coarse = mix_styles(a.expand_as(b), b, range(split))
@@ -67,14 +67,14 @@ def mixing_grid(G, seed_a, seeds_b, split=None):
 
 def style_std(G, n_stats=64):
     "Per-channel std of the styles over `n_stats` fixed samples: a StyleCode of [1, C] per layer."
-    from hybridlat.stylespace import w_plus_to_s
+    from hybridlat.stylegan2.stylespace import w_plus_to_s
     return w_plus_to_s(G, G.sample_ws(range(10_000, 10_000 + n_stats))).map(lambda v: v.std(0, keepdim=True))
 
 @no_grad
 def channel_grid(G, seed, channels, sigmas=(-5, 0, 5), n_stats=64):
     "One row per (layer, channel): the seed's image with that style channel moved by `sigmas` × its std."
     import torch
-    from hybridlat.stylespace import synthesis_from_s, w_plus_to_s
+    from hybridlat.stylegan2.stylespace import synthesis_from_s, w_plus_to_s
     s, std = w_plus_to_s(G, G.sample_ws([seed])), style_std(G, n_stats)
     rows = [
         synthesis_from_s(G, s.edit_channel(l, c, k * std[l][0, c].item()))
@@ -88,12 +88,12 @@ def channel_grid(G, seed, channels, sigmas=(-5, 0, 5), n_stats=64):
 def demo_reenactment(G, seed_source, seed_driving, n_frames=48, encoder=None, psi=0.7, batch_size=16):
     "(source [1, 3, R, R], driving [T, 3, R, R], output [T, 3, R, R]) of the synthetic re-enactment."
     import torch
-    from hybridlat.encoder import render_hybrid
+    from hybridlat.reenactment.encoder import render_hybrid
     w_src, w_drv = (
         G.sample_ws([seed_source], truncation_psi=psi),
         G.sample_ws([seed_driving], truncation_psi=psi),
     )
-    from hybridlat.synthetic_pairs import demo_motion
+    from hybridlat.reenactment.synthetic_pairs import demo_motion
     s_f = demo_motion(G, n_frames)
     chunks = lambda d, i: {l: v[i:i + batch_size] for l, v in d.items()}
     driving = torch.cat([render_hybrid(G, w_drv, chunks(s_f, i)) for i in range(0, n_frames, batch_size)])
@@ -120,7 +120,7 @@ def write_reenactment_video(path, source, driving, output, fps=24):
     "mp4 of [source | driving | re-enacted] side by side, written atomically."
     import torch
     from hybridlat.images import to_uint8
-    from hybridlat.video import write_video
+    from hybridlat.realfaces.video import write_video
     frames = torch.cat([source.expand_as(driving), driving, output], dim=3)          # [T, 3, R, 3R]
     return write_video(path, to_uint8(frames), fps, progress=False)
 
@@ -128,7 +128,7 @@ def write_reenactment_video(path, source, driving, output, fps=24):
 @no_grad
 def pick_channels(G, n=3, seed=0, candidates=16, sigma=5.0, n_stats=64):
     "`n` (layer, channel), distinct deformation layers: of `candidates` channels a layer, those moving most."
-    from hybridlat.stylespace import StyleLayout, layer_groups, synthesis_from_s, w_plus_to_s
+    from hybridlat.stylegan2.stylespace import StyleLayout, layer_groups, synthesis_from_s, w_plus_to_s
     layout = StyleLayout.from_generator(G)
     s, std = w_plus_to_s(G, G.sample_ws([seed])), style_std(G, n_stats)
     base = synthesis_from_s(G, s)
@@ -157,7 +157,7 @@ def demo_encoder(G, encoder=None, checkpoint=None, true_latents=False):
             None,
             'true latents of the generated frames (no encoder ships for --checkpoint; give --encoder)',
         )
-    from hybridlat.reenact import default_encoder                          # a path, or the shipped encoder
+    from hybridlat.reenactment.reenact import default_encoder  # a path, or the shipped encoder
     return default_encoder(G, encoder), (f'encoded by {encoder}' if encoder is not None else
                                          'encoded by the shipped faces128 encoder (data/faces128_encoder.md)')
 
@@ -247,7 +247,8 @@ def build_parser():
     demo = add_command(sub, 'demo', 'render the demo pictures on the embedded default (no downloads)')
     reenact = add_command(sub, 'reenact', 're-enact a source portrait with a driving video (43_reenact)')
     assignments = add_command(sub, 'assignments', 'hand out and grade assignment notebooks (50_assignments)')
-    from hybridlat.assignments import build_parser as build_assignments_parser    # argparse and tqdm only
+    # argparse and tqdm only
+    from hybridlat.classroom.assignments import build_parser as build_assignments_parser
     add_demo_arguments(demo)
     add_reenact_arguments(reenact)
     build_assignments_parser(assignments)
@@ -298,10 +299,10 @@ def _run(args):
     check_installed(args.command)
     if args.command == 'demo': return _run_demo_command(args)
     if args.command == 'reenact':
-        from hybridlat.reenact import run_reenact
+        from hybridlat.reenactment.reenact import run_reenact
         return run_reenact(args)
     if args.command == 'assignments':
-        from hybridlat.assignments import run_assignments
+        from hybridlat.classroom.assignments import run_assignments
         return run_assignments(args)
     return 0
 

@@ -1,8 +1,8 @@
 """Shared by the tests: the shipped generator, tiny untrained generators and a failed-check assertion."""
 import pytest
 import torch
-from hybridlat.generator import Generator
-from hybridlat.pretrained import load_pretrained
+from hybridlat.stylegan2.generator import Generator
+from hybridlat.training.pretrained import load_pretrained
 
 
 @pytest.fixture(scope='module')
@@ -31,7 +31,7 @@ def failed(result, *texts):
 def tiny_training_zips(data, out, clips, max_faces):
     """A few UTKFace faces and a few frames of each of `clips` (names in `data`/videos), aligned at 32² into
     `out`/faces.zip and `out`/clips.zip: the smallest real data an encoder training run takes."""
-    from hybridlat.datasets import build_clip_dataset, build_face_dataset
+    from hybridlat.realfaces.datasets import build_clip_dataset, build_face_dataset
     faces = {'utkface': data / 'faces' / 'utkface'}
     build_face_dataset(faces, 32, out / 'faces.zip', max_per_source=max_faces, workers=1, progress=False)
     videos = [data / 'videos' / name for name in clips]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridlat.assignments import (
+from hybridlat.classroom.assignments import (
     GRADES_ENV,
     TODO_CODE,
     TODO_MARKDOWN,
@@ -141,7 +141,7 @@ def test_solution_student_wrong_and_crashing_notebooks_grade_as_expected(tmp_pat
         (tmp_path / who).mkdir()
         write_nb(nb, tmp_path / who / 'a0_add.ipynb')
     other = write_nb(
-        tiny_nb("from hybridlat.assignments import grade\ngrade('A9 other', [('ran', True)])"),
+        tiny_nb("from hybridlat.classroom.assignments import grade\ngrade('A9 other', [('ran', True)])"),
         tmp_path / 'a9.ipynb',
     )
     paths = [SOLUTION, *(tmp_path / who / 'a0_add.ipynb' for who in ['ana', 'ben', 'cem']), other]
@@ -161,7 +161,7 @@ def test_solution_student_wrong_and_crashing_notebooks_grade_as_expected(tmp_pat
 
 def test_a_notebook_past_its_time_limit_is_stopped(tmp_path):
     nb = tiny_nb(
-        "from hybridlat.assignments import grade\ngrade('A9 early', [('ran', True)])",
+        "from hybridlat.classroom.assignments import grade\ngrade('A9 early', [('ran', True)])",
         'import time; time.sleep(300)',
     )
     sub = grade_notebook(write_nb(nb, tmp_path / 'slow.ipynb'), timeout=4)
@@ -176,7 +176,9 @@ def test_grading_needs_no_jupyter_packages(tmp_path, monkeypatch):
         (blocker / name).mkdir(parents=True)
         (blocker / name / '__init__.py').write_text(f"raise ImportError('{name} is not installed')")
     monkeypatch.setenv('PYTHONPATH', str(blocker))
-    nb = tiny_nb("from hybridlat.assignments import grade\ngrade('A9 plain', [('ran', True)])", 'x = 1 / 0')
+    nb = tiny_nb(
+        "from hybridlat.classroom.assignments import grade\ngrade('A9 plain', [('ran', True)])", 'x = 1 / 0'
+    )
     sub = grade_notebook(write_nb(nb, tmp_path / 'plain.ipynb'), timeout=120)
     assert sub.scores() == {'A9 plain': 1.0} and sub.errors == ['cell 2: ZeroDivisionError: division by zero']
 
@@ -205,7 +207,14 @@ def test_cli_student_and_grade(tmp_path, capsys):
 
 def test_python_m_reports_missing_files(tmp_path):
     res = subprocess.run(
-        [sys.executable, '-m', 'hybridlat.assignments', 'grade', str(tmp_path / 'nope.ipynb'), 'README.md'],
+        [
+            sys.executable,
+            '-m',
+            'hybridlat.classroom.assignments',
+            'grade',
+            str(tmp_path / 'nope.ipynb'),
+            'README.md',
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -23,11 +23,11 @@ DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.skipif(not (DATA / 'videos').is_dir(),
                                  reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)'),
               pytest.mark.needs_dlib]
-from hybridlat.checkpoints import save_generator
-from hybridlat.encoder import save_encoder
-from hybridlat.pretrained import load_pretrained
-from hybridlat.pretrained_encoder import load_pretrained_encoder
-from hybridlat.video import read_video, write_video
+from hybridlat.stylegan2.checkpoints import save_generator
+from hybridlat.reenactment.encoder import save_encoder
+from hybridlat.training.pretrained import load_pretrained
+from hybridlat.reenactment.pretrained_encoder import load_pretrained_encoder
+from hybridlat.realfaces.video import read_video, write_video
 
 PORTRAIT, CLIP = DATA / 'portraits' / 'lia_vox_taylor.png', DATA / 'videos' / 'lia_vox_driving2.mp4'
 FAST = ['--fps', '5', '--max-frames', '3']

@@ -54,7 +54,7 @@ def test_bad_arguments_fail_before_any_work(tmp_path, args, message):
 def test_library_counts_match_flop_counter():
     import torch
     from hybridlat.bench import counted_macs, generator_macs
-    from hybridlat.generator import Generator
+    from hybridlat.stylegan2.generator import Generator
     G = Generator(z_dim=16, w_dim=16, img_resolution=64, mapping_kwargs=dict(num_layers=2),
                   synthesis_kwargs=dict(channel_base=256, channel_max=8))  # conv0 inputs from 4² to 32²
     assert counted_macs(G, 2) == 2 * generator_macs(G)

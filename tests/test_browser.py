@@ -1,11 +1,10 @@
 """A real-browser test of the widgets: JupyterLab on 127.0.0.1, headless system Chromium driven by selenium.
 
-It opens a temporary copy of `nbs/34_widgets.ipynb`, runs all cells, moves the 'all' slider of the first app
-(the W / W+ explorer) with the keyboard, and checks that the face changed and that neither the notebook nor
-the browser console reported an error. A screenshot, the console log and the server log go to
+It opens a temporary copy of `nbs/3_explore/34_widgets.ipynb`, runs all cells, moves the 'all' slider of the
+first app (the W / W+ explorer) with the keyboard, and checks that the face changed and that neither the
+notebook nor the browser console reported an error. A screenshot, the console log and the server log go to
 `$HYBRIDLAT_ARTIFACTS` (default `tests/artifacts/`, ignored by git). Skipped when Chromium, chromedriver,
-selenium or JupyterLab are missing, except under CI (`CI=true`), where it fails instead.
-"""
+selenium or JupyterLab are missing, except under CI (`CI=true`), where it fails instead."""
 import base64
 import io
 import json
@@ -23,7 +22,7 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / 'nbs' / '34_widgets.ipynb'
+NOTEBOOK = REPO / 'nbs' / '3_explore' / '34_widgets.ipynb'
 ARTIFACTS = Path(os.environ.get('HYBRIDLAT_ARTIFACTS') or REPO / 'tests' / 'artifacts')
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 CHROMEDRIVER = shutil.which('chromedriver') or '/usr/bin/chromedriver'

@@ -1,13 +1,13 @@
-"""Tests of hybridlat.channels: region masks, locality on planted toy renderers and a tiny generator, motion
-correlation, the recommendation and the disk cache."""
+"""Tests of hybridlat.explore.channels: region masks, locality on planted toy renderers and a tiny generator,
+motion correlation, the recommendation and the disk cache."""
 import os
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from hybridlat import channels as ch
-from hybridlat.channels import (
+from hybridlat.explore import channels as ch
+from hybridlat.explore.channels import (
     FACE_REGIONS,
     MEASURES,
     REGIONS,
@@ -36,8 +36,8 @@ from hybridlat.channels import (
     significant_r,
     top_channels,
 )
-from hybridlat.metrics import pearson
-from hybridlat.stylespace import StyleLayout, conv_layer_names, synthesis_from_s, w_plus_to_s
+from hybridlat.realfaces.metrics import pearson
+from hybridlat.stylegan2.stylespace import StyleLayout, conv_layer_names, synthesis_from_s, w_plus_to_s
 from helpers import tiny_generator
 
 

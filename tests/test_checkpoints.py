@@ -1,5 +1,5 @@
-"""Checkpoint loading (hybridlat.checkpoints): every format written here from known weights, then loaded in a
-fresh state.
+"""Checkpoint loading (hybridlat.stylegan2.checkpoints): every format written here from known weights, then
+loaded in a fresh state.
 
 NVIDIA and TF-era pickles are made with fake `torch_utils.persistence` / `dnnlib` modules that exist only
 while writing (a user's machine has no NVIDIA code). rosinality checkpoints are renamed by hand here,
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hybridlat.checkpoints import (
+from hybridlat.stylegan2.checkpoints import (
     CheckpointError,
     UnsafeCheckpointError,
     estimate_w_avg,
@@ -21,7 +21,7 @@ from hybridlat.checkpoints import (
     save_generator,
     sniff_checkpoint,
 )
-from hybridlat.generator import Generator
+from hybridlat.stylegan2.generator import Generator
 
 TINY = dict(z_dim=64, w_dim=64, img_resolution=32, mapping_kwargs=dict(num_layers=2),
             synthesis_kwargs=dict(channel_base=1024, channel_max=64))          # channels 64, 64, 64, 32

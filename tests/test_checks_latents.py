@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
-from hybridlat.checks_latents import (
+from hybridlat.classroom.checks_latents import (
     A4_SEED,
     _a4_verdict,
     a4_faces,
@@ -19,13 +19,13 @@ from hybridlat.checks_latents import (
     mouth_openings,
     spread,
 )
-from hybridlat.datasets import align_photo
-from hybridlat.edits import mouth_box, render, sample_w
-from hybridlat.faces import face_landmarks, find_data_dir
+from hybridlat.realfaces.datasets import align_photo
+from hybridlat.explore.edits import mouth_box, render, sample_w
+from hybridlat.realfaces.faces import face_landmarks, find_data_dir
 from hybridlat.images import from_uint8, to_uint8
-from hybridlat.inversion import project
-from hybridlat.latents import style_statistics
-from hybridlat.stylespace import StyleCode, StyleLayout, synthesis_from_s
+from hybridlat.explore.inversion import project
+from hybridlat.stylegan2.latents import style_statistics
+from hybridlat.stylegan2.stylespace import StyleCode, StyleLayout, synthesis_from_s
 
 from helpers import G, failed  # noqa: F401 (G is a fixture)
 

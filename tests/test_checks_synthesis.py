@@ -3,8 +3,8 @@ on."""
 import pytest
 import torch
 import torch.nn.functional as F
-from hybridlat.checks_synthesis import check_a1, check_a2, check_a6
-from hybridlat.stylespace import StyleLayout, deformation_layer_names, synthesis_from_s, w_plus_to_s
+from hybridlat.classroom.checks_synthesis import check_a1, check_a2, check_a6
+from hybridlat.stylegan2.stylespace import StyleLayout, deformation_layer_names, synthesis_from_s, w_plus_to_s
 
 from helpers import G, failed  # noqa: F401 (G is a fixture)
 

@@ -57,8 +57,8 @@ def test_console_script_is_installed():
 
 def test_demo_renders_from_a_checkpoint(tmp_path):
     import torch
-    from hybridlat.checkpoints import save_generator
-    from hybridlat.generator import Generator, small_generator_kwargs
+    from hybridlat.stylegan2.checkpoints import save_generator
+    from hybridlat.stylegan2.generator import Generator, small_generator_kwargs
     torch.manual_seed(7)
     save_generator(Generator(**small_generator_kwargs(32)), tmp_path / 'g32.pt')
     res = run_cli(
@@ -78,7 +78,7 @@ def test_demo_rejects_a_non_checkpoint(tmp_path):
 
 
 def test_demo_video_shows_source_driving_and_output(tmp_path):
-    from hybridlat.video import read_video
+    from hybridlat.realfaces.video import read_video
     res = run_cli('demo', '--out', str(tmp_path / 'out'), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     clip = read_video(tmp_path / 'out' / 'reenactment.mp4')
@@ -91,7 +91,7 @@ def test_demo_video_shows_source_driving_and_output(tmp_path):
 
 
 def test_demo_true_latents_differ_from_encoded(tmp_path):
-    from hybridlat.video import read_video
+    from hybridlat.realfaces.video import read_video
     for name, extra in (('enc', []), ('true', ['--true-latents'])):
         res = run_cli('demo', '--out', str(tmp_path / name), *extra, cwd=tmp_path)
         assert res.returncode == 0, res.stderr
@@ -104,8 +104,8 @@ def test_demo_true_latents_differ_from_encoded(tmp_path):
 
 
 def test_demo_encodes_frames_when_given_an_encoder(tmp_path):
-    from hybridlat.encoder import encoder_for, save_encoder
-    from hybridlat.pretrained import load_pretrained
+    from hybridlat.reenactment.encoder import encoder_for, save_encoder
+    from hybridlat.training.pretrained import load_pretrained
     save_encoder(encoder_for(load_pretrained('faces128')), tmp_path / 'enc.pt')
     res = run_cli('demo', '--out', str(tmp_path / 'out'), '--encoder', str(tmp_path / 'enc.pt'), cwd=tmp_path)
     assert res.returncode == 0, res.stderr

@@ -49,7 +49,8 @@ def test_every_command_is_covered():
 def test_the_parser_is_built_without_torch():
     "The robust form of 'help in under a second': building the whole parser imports neither torch nor numpy."
     code = ("import sys; from hybridlat.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'numpy', 'hybridlat.reenact') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'numpy', 'hybridlat.reenactment.reenact') if m in "
+            "sys.modules))")
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == '[]'
@@ -89,7 +90,7 @@ def test_demo_help_shows_its_defaults():
 
 def test_reenact_parser_matches_the_reenact_module():
     "Until 43_reenact builds its parser from `cli.add_reenact_arguments`, the two must say the same."
-    from hybridlat.reenact import EDIT_LIMIT, build_reenact_parser
+    from hybridlat.reenactment.reenact import EDIT_LIMIT, build_reenact_parser
     describe = lambda p: sorted((a.dest, tuple(a.option_strings), repr(a.default), a.required, repr(a.type))
                                 for a in p._actions if a.dest != 'help')
     ours = dict(command_parsers(build_parser()))[('reenact',)]

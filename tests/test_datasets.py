@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from hybridlat.datasets import (
+from hybridlat.realfaces.datasets import (
     FaceDataset,
     FramePairDataset,
     augment,
@@ -172,7 +172,7 @@ def test_clip_build_and_pairs_split_by_clip(tmp_path):
 
 
 def test_split_clips_holds_out_named_clips_and_people(tmp_path):
-    from hybridlat.datasets import HELD_OUT_CLIPS, HELD_OUT_PEOPLE, split_clips
+    from hybridlat.realfaces.datasets import HELD_OUT_CLIPS, HELD_OUT_PEOPLE, split_clips
     names = [
         'a.mp4',
         f'{HELD_OUT_CLIPS[0]}.mp4',

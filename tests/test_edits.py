@@ -1,12 +1,12 @@
-"""Tests of hybridlat.edits: InterFaceGAN directions, conditional editing, labellers, directions files,
-channel edits."""
+"""Tests of hybridlat.explore.edits: InterFaceGAN directions, conditional editing, labellers, directions
+files, channel edits."""
 import numpy as np
 import pytest
 import torch
-from hybridlat.generator import Generator
-from hybridlat.latents import generator_fingerprint, style_statistics
-from hybridlat.stylespace import StyleLayout, w_plus_to_s
-from hybridlat.edits import (
+from hybridlat.stylegan2.generator import Generator
+from hybridlat.stylegan2.latents import generator_fingerprint, style_statistics
+from hybridlat.stylegan2.stylespace import StyleLayout, w_plus_to_s
+from hybridlat.explore.edits import (
     AttributeLabeller,
     apply_edits,
     as_w_plus,
@@ -172,7 +172,7 @@ def test_save_load_directions(tmp_path, G):
 
 
 def test_shipped_directions():
-    from hybridlat.pretrained import load_pretrained
+    from hybridlat.training.pretrained import load_pretrained
     G = load_pretrained('faces128')
     dirs, meta = load_directions('faces128', with_meta=True)
     assert {'age', 'gender', 'mouth', 'age_keep_gender'} <= set(dirs)

@@ -1,11 +1,11 @@
-"""Tests of hybridlat.encoder: shape contracts (128² and a tiny 1024²), composition exactness, checkpoints,
-gradients."""
+"""Tests of hybridlat.reenactment.encoder: shape contracts (128² and a tiny 1024²), composition exactness,
+checkpoints, gradients."""
 import pytest
 import torch
-from hybridlat.checkpoints import CheckpointError, save_generator
-from hybridlat.generator import Generator
-from hybridlat.stylespace import StyleLayout, w_plus_to_s, deformation_layer_names
-from hybridlat.encoder import (
+from hybridlat.stylegan2.checkpoints import CheckpointError, save_generator
+from hybridlat.stylegan2.generator import Generator
+from hybridlat.stylegan2.stylespace import StyleLayout, w_plus_to_s, deformation_layer_names
+from hybridlat.reenactment.encoder import (
     HybridEncoder,
     encoder_for,
     hybrid_styles,

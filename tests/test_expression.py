@@ -1,9 +1,15 @@
-"Tests of the expression network of hybridlat.train_encoder: the shipped file, the loss, fitting, bad files."
+"""Tests of the expression network of hybridlat.reenactment.train_encoder: the shipped file, the loss,
+fitting, bad files."""
 import numpy as np
 import pytest
 import torch
-from hybridlat.train_encoder import (ExpressionNet, expression_loss, fit_expression_net, load_expression_net,
-                                     save_expression_net)
+from hybridlat.reenactment.train_encoder import (
+    ExpressionNet,
+    expression_loss,
+    fit_expression_net,
+    load_expression_net,
+    save_expression_net,
+)
 
 
 def test_shipped_network_loads_and_its_loss_compares_expressions():

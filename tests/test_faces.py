@@ -1,12 +1,13 @@
-"Tests of hybridlat.faces on real portraits/clips from ../shared/data and on hand-built landmark arrays."
+"""Tests of hybridlat.realfaces.faces on real portraits/clips from ../shared/data and on hand-built landmark
+arrays."""
 import sys
 import warnings
 import numpy as np
 import pytest
 from PIL import Image
 
-from hybridlat import faces
-from hybridlat.faces import (
+from hybridlat.realfaces import faces
+from hybridlat.realfaces.faces import (
     ImageReadError,
     NoFaceError,
     align_face,
@@ -27,7 +28,7 @@ from hybridlat.faces import (
     project_points,
     transform_points,
 )
-from hybridlat.identity import chip_descriptors, face_chip, face_descriptors
+from hybridlat.realfaces.identity import chip_descriptors, face_chip, face_descriptors
 
 
 @pytest.fixture(scope='module')

@@ -1,8 +1,9 @@
-"Tests of hybridlat.identity's training helpers: the fixed chip of an aligned face and the identity loss."
+"""Tests of hybridlat.realfaces.identity's training helpers: the fixed chip of an aligned face and the
+identity loss."""
 import numpy as np
 import pytest
 import torch
-from hybridlat.identity import ALIGNED_CHIP_BOX, aligned_chips, identity_distance_loss
+from hybridlat.realfaces.identity import ALIGNED_CHIP_BOX, aligned_chips, identity_distance_loss
 
 pytestmark = pytest.mark.needs_dlib       # the descriptor network's weights come with the faces extra
 

@@ -1,12 +1,12 @@
-"""Tests of hybridlat.inversion: projection into W / W+ / S, the reconstruction loss, input checks, edits,
-tables."""
+"""Tests of hybridlat.explore.inversion: projection into W / W+ / S, the reconstruction loss, input checks,
+edits, tables."""
 import numpy as np
 import pytest
 import torch
-from hybridlat.stylespace import StyleCode, StyleLayout, w_plus_to_s, synthesis_from_s
-from hybridlat.discriminator import Discriminator
-from hybridlat.metrics import psnr
-from hybridlat.inversion import (
+from hybridlat.stylegan2.stylespace import StyleCode, StyleLayout, w_plus_to_s, synthesis_from_s
+from hybridlat.training.discriminator import Discriminator
+from hybridlat.realfaces.metrics import psnr
+from hybridlat.explore.inversion import (
     Inversion,
     ReconstructionLoss,
     project,

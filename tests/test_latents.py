@@ -1,11 +1,11 @@
-"""Tests of hybridlat.latents: sizes, mixing grids, StyleSpace statistics and their cache, reachable
+"""Tests of hybridlat.stylegan2.latents: sizes, mixing grids, StyleSpace statistics and their cache, reachable
 dimensions, truncation."""
 import numpy as np
 import pytest
 import torch
-from hybridlat.generator import Generator, config_f_kwargs, mix_styles
-from hybridlat.stylespace import StyleLayout, w_plus_to_s
-from hybridlat.latents import (
+from hybridlat.stylegan2.generator import Generator, config_f_kwargs, mix_styles
+from hybridlat.stylegan2.stylespace import StyleLayout, w_plus_to_s
+from hybridlat.stylegan2.latents import (
     latent_space_sizes,
     markdown_table,
     w_resolutions,

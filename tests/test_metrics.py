@@ -1,10 +1,10 @@
-"""Tests of hybridlat.metrics: hand-computed pixel metrics, FD-dlib, landmark/expression/jitter measures, real
-data."""
+"""Tests of hybridlat.realfaces.metrics: hand-computed pixel metrics, FD-dlib, landmark/expression/jitter
+measures, real data."""
 import numpy as np
 import pytest
 import torch
 
-from hybridlat.metrics import (
+from hybridlat.realfaces.metrics import (
     descriptor_stats,
     detection_rate,
     expression_following,
@@ -69,7 +69,7 @@ def test_small_case_against_definition():
 
 
 def test_constant_shift_keeps_structure():
-    from hybridlat.metrics import _pair, _ssim_cs
+    from hybridlat.realfaces.metrics import _pair, _ssim_cs
     tex = np.random.default_rng(2).integers(0, 200, (32, 32, 3)).astype(np.uint8)
     s, cs = _ssim_cs(*_pair(tex, tex + np.uint8(20), None), 11, 1.5)
     assert float(cs) == pytest.approx(1, abs=1e-5) and float(s) < 0.99
@@ -211,7 +211,7 @@ def test_temporal_jitter():
 
 @pytest.fixture(scope='module')
 def data():
-    from hybridlat.faces import find_data_dir
+    from hybridlat.realfaces.faces import find_data_dir
     try: return find_data_dir()
     except FileNotFoundError as e: pytest.skip(f"real data absent ({e})")
 

@@ -5,10 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-from hybridlat.faces import (align_face, colour_matched, crop_mask, crop_matrix, face_hull, gaussian_blur,
-                             paste_back, paste_mask, paste_region, paste_weight, polygon_depth,
-                             reference_crop)
-from hybridlat.reenact import build_reenact_parser, paste_frames, seam_scores
+from hybridlat.realfaces.faces import (
+    align_face,
+    colour_matched,
+    crop_mask,
+    crop_matrix,
+    face_hull,
+    gaussian_blur,
+    paste_back,
+    paste_mask,
+    paste_region,
+    paste_weight,
+    polygon_depth,
+    reference_crop,
+)
+from hybridlat.reenactment.reenact import build_reenact_parser, paste_frames, seam_scores
 
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
 
@@ -161,11 +172,11 @@ def test_cli_defaults_to_the_new_paste():
 @pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared data not found at {DATA}')
 @pytest.mark.needs_dlib
 def test_streaming_reenact_pastes_only_the_face(tmp_path):
-    from hybridlat.encoder import encoder_for
-    from hybridlat.faces import load_image
-    from hybridlat.pretrained import load_pretrained
-    from hybridlat.reenact import reenact
-    from hybridlat.video import read_video
+    from hybridlat.reenactment.encoder import encoder_for
+    from hybridlat.realfaces.faces import load_image
+    from hybridlat.training.pretrained import load_pretrained
+    from hybridlat.reenactment.reenact import reenact
+    from hybridlat.realfaces.video import read_video
     G = load_pretrained('faces128')
     torch.manual_seed(0)
     E = encoder_for(G).eval()

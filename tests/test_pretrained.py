@@ -4,8 +4,15 @@ import json
 import pytest
 import torch
 
-from hybridlat.pretrained import (PRETRAINED, assets_dir, load_discriminator, load_pretrained, model_card,
-                                  pretrained_facts, pretrained_path)
+from hybridlat.training.pretrained import (
+    PRETRAINED,
+    assets_dir,
+    load_discriminator,
+    load_pretrained,
+    model_card,
+    pretrained_facts,
+    pretrained_path,
+)
 
 
 def test_every_shipped_file_is_present_and_small():

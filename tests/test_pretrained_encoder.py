@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hybridlat.checkpoints import CheckpointError
-from hybridlat.encoder import check_encoder_fits
-from hybridlat.pretrained import load_pretrained, pretrained_path
+from hybridlat.stylegan2.checkpoints import CheckpointError
+from hybridlat.reenactment.encoder import check_encoder_fits
+from hybridlat.training.pretrained import load_pretrained, pretrained_path
 from helpers import G, tiny_training_zips  # noqa: F401 (G: the shipped generator fixture)
-from hybridlat.pretrained_encoder import (encoder_card, export_encoder, load_pretrained_encoder,
+from hybridlat.reenactment.pretrained_encoder import (encoder_card, export_encoder, load_pretrained_encoder,
                                           pretrained_encoder_facts)
 
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
@@ -42,7 +42,7 @@ def test_card_is_generated_from_facts():
     facts = pretrained_encoder_facts()
     assert pretrained_path('faces128', 'encoder_card').read_text() == encoder_card(facts)
     assert {r['metric'] for r in facts['quality']['targets']} == {'id_dist', 'r_mouth', 'r_yaw'}
-    from hybridlat.datasets import HELD_OUT_CLIPS
+    from hybridlat.realfaces.datasets import HELD_OUT_CLIPS
     assert len(facts['quality']['cross']) >= 9  # the minimum of held-out pairs
     assert sorted(r['driving'] for r in facts['quality']['self']) == sorted(HELD_OUT_CLIPS)
     assert facts['data']['val']['clips'] == sorted(HELD_OUT_CLIPS)  # evaluated on clips it never trained on
@@ -80,7 +80,7 @@ def test_reenact_cli_defaults_to_the_shipped_encoder(tmp_path):
 @need_data
 @pytest.mark.needs_dlib
 def test_export_from_a_short_run(G, tmp_path):
-    from hybridlat.train_encoder import main
+    from hybridlat.reenactment.train_encoder import main
     clips = ('liveportrait_d9.mp4', 'lia_vox_driving1.mp4', 'lia_vox_driving2.mp4')
     tiny_training_zips(DATA, tmp_path, clips, max_faces=4)
     run = tmp_path / 'run'

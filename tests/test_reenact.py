@@ -11,12 +11,12 @@ pytestmark = [pytest.mark.skipif(not (DATA / 'videos').is_dir(),
                                  reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)'),
               pytest.mark.needs_dlib]
 from helpers import G  # noqa: F401 (the shipped generator fixture)
-from hybridlat.edits import save_directions
-from hybridlat.encoder import encoder_for, save_encoder
-from hybridlat.faces import NoFaceError, align_face, face_landmarks, load_image, paste_back
-from hybridlat.generator import Generator, small_generator_kwargs
-from hybridlat.pretrained import load_pretrained
-from hybridlat.reenact import (
+from hybridlat.explore.edits import save_directions
+from hybridlat.reenactment.encoder import encoder_for, save_encoder
+from hybridlat.realfaces.faces import NoFaceError, align_face, face_landmarks, load_image, paste_back
+from hybridlat.stylegan2.generator import Generator, small_generator_kwargs
+from hybridlat.training.pretrained import load_pretrained
+from hybridlat.reenactment.reenact import (
     STAGES,
     benchmark_reenact,
     edit_identity,
@@ -32,8 +32,8 @@ from hybridlat.reenact import (
     smooth_styles,
     validation_clips,
 )
-from hybridlat.datasets import HELD_OUT_CLIPS
-from hybridlat.video import VideoReadError, probe_video, read_video
+from hybridlat.realfaces.datasets import HELD_OUT_CLIPS
+from hybridlat.realfaces.video import VideoReadError, probe_video, read_video
 
 PORTRAIT, CLIP = DATA / 'portraits' / 'lia_vox_taylor.png', DATA / 'videos' / 'lia_vox_driving2.mp4'
 

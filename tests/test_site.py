@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hybridlat.assignments import student_copy
-from hybridlat.site import (
+from hybridlat.classroom.assignments import student_copy
+from hybridlat.classroom.site import (
     PLOTLY,
     WIDGET,
     build_site,
@@ -55,8 +55,8 @@ def test_full_site_is_offline_and_complete(site):
 
 
 def test_lessons_are_saved_with_the_outputs_of_their_code():
-    """Every lesson carries outputs made by its current code (`python -m hybridlat.site outputs` refreshes
-    them)."""
+    """Every lesson carries outputs made by its current code (`python -m hybridlat.classroom.site outputs`
+    refreshes them)."""
     assert outputs_problems(curriculum(NBS)) == []
 
 
@@ -129,7 +129,7 @@ def test_assignment_pages_are_student_copies(site):
 
 def test_teachers_guide_table_is_up_to_date():
     guide = (ROOT / 'docs' / 'teachers_guide.md').read_text(encoding='utf-8')
-    assert guide_table(guide) == teachers_guide_table(NBS), 'run: python -m hybridlat.site guide'
+    assert guide_table(guide) == teachers_guide_table(NBS), 'run: python -m hybridlat.classroom.site guide'
     times = json.loads((ROOT / 'docs' / 'notebook_times.json').read_text(encoding='utf-8'))
     assert {'cores', 'cpu', 'torch', 'load_average_before'} <= set(times['machine']) and times['how']
     assert all(r['seconds'] is None or r['seconds'] > 0 for r in times['notebooks'])
@@ -183,6 +183,9 @@ def project(tmp_path):
     (tmp_path / 'nbs' / 'assignments').mkdir(parents=True)
     (tmp_path / 'nbs' / '00_toy.ipynb').write_text(json.dumps(lesson))
     (tmp_path / 'nbs' / 'assignments' / 'a1_toy.ipynb').write_text(json.dumps(assignment))
+    part = _nb([_cell('markdown', '# Part one\n> In a part folder.\n\nBack to [the toy](../00_toy.ipynb).')])
+    (tmp_path / 'nbs' / '1_part').mkdir()
+    (tmp_path / 'nbs' / '1_part' / '10_part.ipynb').write_text(json.dumps(part))
     (tmp_path / 'docs' / 'pics').mkdir(parents=True)
     (tmp_path / 'docs' / 'pics' / 'x.png').write_bytes(
         (ROOT / 'docs' / 'faces128' / 'samples.png').read_bytes()
@@ -209,6 +212,8 @@ def test_widgets_and_plotly_degrade_and_files_are_copied(project):
     assert 'href="00_toy.html"' in guide and 'href="guide.html"' in (out / 'readme.html').read_text(
         encoding='utf-8'
     )
+    part = (out / '10_part.html').read_text(encoding='utf-8')              # a lesson in a part folder
+    assert 'href="00_toy.html"' in part and 'href="10_part.html"' in (out / 'index.html').read_text()
     student = _text((out / 'assignment_a1_toy.html').read_text(encoding='utf-8'))
     assert 'secret' not in student and 'teacher only' not in student and 'write your code here' in student
 
@@ -220,7 +225,7 @@ def test_rebuild_replaces_site_and_refuses_other_folders(project):
     build_site(out, project / 'nbs', progress=False)
     assert not (out / 'stale.html').exists() and check_site(out) == []
     assert not [p for p in project.iterdir() if p.name.startswith('._site')]   # no temporary folders left
-    with pytest.raises(ValueError, match='not a site built by hybridlat.site'):
+    with pytest.raises(ValueError, match='not a site built by hybridlat.classroom.site'):
         build_site(project / 'docs', project / 'nbs', progress=False)
     assert (project / 'docs' / 'guide.md').exists()
 

@@ -1,4 +1,5 @@
-"Tests of hybridlat.synthetic_pairs: motion directions and their files, motion pairs, talking motion, kinds."
+"""Tests of hybridlat.reenactment.synthetic_pairs: motion directions and their files, motion pairs, talking
+motion, kinds."""
 import json
 import os
 import warnings
@@ -7,16 +8,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hybridlat.edits import save_directions
-from hybridlat.encoder import render_hybrid
-from hybridlat.generator import Generator
-from hybridlat.stylespace import w_plus_to_s
-from hybridlat import synthetic_pairs as sp
-from hybridlat.synthetic_pairs import (MEASURES, choose_pair_kind, deformation_layers, fit_motion_directions,
-                                       flat_styles, generated_pairs, latent_loss, latent_scales,
-                                       layer_channels,
-                                       load_motion_directions, motion_offsets, motion_pairs, motion_sequence,
-                                       save_motion_directions, split_flat, talking_strengths)
+from hybridlat.explore.edits import save_directions
+from hybridlat.reenactment.encoder import render_hybrid
+from hybridlat.stylegan2.generator import Generator
+from hybridlat.stylegan2.stylespace import w_plus_to_s
+from hybridlat.reenactment import synthetic_pairs as sp
+from hybridlat.reenactment.synthetic_pairs import (
+    MEASURES,
+    choose_pair_kind,
+    deformation_layers,
+    fit_motion_directions,
+    flat_styles,
+    generated_pairs,
+    latent_loss,
+    latent_scales,
+    layer_channels,
+    load_motion_directions,
+    motion_offsets,
+    motion_pairs,
+    motion_sequence,
+    save_motion_directions,
+    split_flat,
+    talking_strengths,
+)
 
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
 
@@ -104,12 +118,12 @@ def test_motion_file_round_trip_and_generator_binding(G, motion_file, tmp_path):
 
 
 def test_shipped_directions_fit_faces128():
-    from hybridlat.pretrained import load_pretrained
+    from hybridlat.training.pretrained import load_pretrained
     G = load_pretrained('faces128')
     dirs, meta = load_motion_directions('faces128', G, with_meta=True)
     assert list(dirs) == list(MEASURES) and meta['layers'] == deformation_layers(G)
     assert all(0 < q['pearson'] <= 1 for q in meta['quality'].values())       # each predicts held-out faces
-    assert (Path(sp.__file__).parents[1] / 'data' / 'faces128_motion.pt').stat().st_size < 200_000
+    assert (Path(sp.__file__).parents[2] / 'data' / 'faces128_motion.pt').stat().st_size < 200_000
 
 
 def test_fit_motion_directions_finds_a_planted_measure(G, monkeypatch):
@@ -192,7 +206,7 @@ def test_choose_pair_kind(G, motion_file):
 
 def test_cli_options_parse():
     from dataclasses import fields
-    from hybridlat.train_encoder import EncoderTrainConfig, build_parser
+    from hybridlat.reenactment.train_encoder import EncoderTrainConfig, build_parser
     args = build_parser().parse_args(['--out', 'x', '--synthetic', '4', '--synthetic-kind', 'mix',
                                       '--motion-directions', 'my.pt', '--motion-strength', '0.5'])
     cfg = EncoderTrainConfig(**{f.name: getattr(args, f.name) for f in fields(EncoderTrainConfig)})
@@ -204,11 +218,13 @@ def test_cli_options_parse():
 @pytest.mark.skipif(not (DATA / 'faces' / 'utkface').is_dir(), reason=f'shared data not found at {DATA}')
 @pytest.mark.needs_dlib
 def test_three_training_steps_with_motion_pairs(tmp_path):
-    "3 steps of `python -m hybridlat.train_encoder` on tiny data: kind motion, then auto (falls back)."
-    from hybridlat.datasets import build_face_dataset
-    from hybridlat.gan_checkpoints import generator_from_checkpoint, save_checkpoint as save_gan_checkpoint
-    from hybridlat.train_encoder import main, read_log
-    from hybridlat.train_gan import TrainConfig, build_state as build_gan_state
+    """3 steps of `python -m hybridlat.reenactment.train_encoder` on tiny data: kind motion, then auto (falls
+    back)."""
+    from hybridlat.realfaces.datasets import build_face_dataset
+    from hybridlat.training.gan_checkpoints import (generator_from_checkpoint,
+        save_checkpoint as save_gan_checkpoint)
+    from hybridlat.reenactment.train_encoder import main, read_log
+    from hybridlat.training.train_gan import TrainConfig, build_state as build_gan_state
     gan = TrainConfig(resolution=16, batch=4, z_dim=32, w_dim=32, map_layers=2, channel_base=256,
                       channel_max=32, workers=0)
     save_gan_checkpoint(build_gan_state(gan), tmp_path / 'gan.pt')

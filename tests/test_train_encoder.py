@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 from helpers import tiny_training_zips
-from hybridlat.encoder import load_encoder
-from hybridlat.gan_checkpoints import save_checkpoint as save_gan_checkpoint
-from hybridlat.train_encoder import (
+from hybridlat.reenactment.encoder import load_encoder
+from hybridlat.training.gan_checkpoints import save_checkpoint as save_gan_checkpoint
+from hybridlat.reenactment.train_encoder import (
     EncoderTrainConfig,
     build_state,
     load_checkpoint,
@@ -25,7 +25,7 @@ from hybridlat.train_encoder import (
     read_log,
     train_step,
 )
-from hybridlat.train_gan import TrainConfig, build_state as build_gan_state
+from hybridlat.training.train_gan import TrainConfig, build_state as build_gan_state
 
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
@@ -115,7 +115,7 @@ def test_resume_in_a_new_process_gives_the_same_steps(files, tmp_path, one_threa
         [
             sys.executable,
             '-m',
-            'hybridlat.train_encoder',
+            'hybridlat.reenactment.train_encoder',
             *tiny_args(files, '--out', str(tmp_path / 'split'), '--workers', '1'),
             '--steps',
             '4',
@@ -146,13 +146,15 @@ def test_resume_in_a_new_process_gives_the_same_steps(files, tmp_path, one_threa
         meta['data']['clips']['clips'],
         meta['data']['faces']['images'],
     ) == (4, 16, 2, 6)
-    assert '--resume' in meta['command'] and meta['command'].startswith('python -m hybridlat.train_encoder')
+    assert '--resume' in meta['command'] and meta['command'].startswith(
+        'python -m hybridlat.reenactment.train_encoder'
+    )
     assert meta['wall_s'] > 0 and set(meta['losses']) >= {'loss', 'l1'} and meta['hardware']['processes'] == 1
 
 
 WRAPPER = textwrap.dedent('''
     import os, sys, torch, torch.distributed as dist
-    from hybridlat.train_encoder import main
+    from hybridlat.reenactment.train_encoder import main
     dist.init_process_group('gloo')                      # ours: main() leaves it open, so three runs share it
     argv, out = sys.argv[1:], lambda name: os.path.join(os.getcwd(), name)
     runs = [('whole', ['--steps', '3']), ('split', ['--steps', '2']), ('split', ['--steps', '3', '--resume'])]
@@ -183,8 +185,8 @@ def test_ddp_two_gloo_processes_stay_identical_and_resume(files, tmp_path):
 
 
 def tiny_batch(files, n_pairs=3):
-    from hybridlat.datasets import FaceDataset, FramePairDataset
-    from hybridlat.train_encoder import TrainingItems, fit_resolution
+    from hybridlat.realfaces.datasets import FaceDataset, FramePairDataset
+    from hybridlat.reenactment.train_encoder import TrainingItems, fit_resolution
     pairs, faces = FramePairDataset(files / 'clips.zip', val_clips=1), FaceDataset(files / 'faces.zip')
     items = [TrainingItems(pairs)[(0, i)] for i in range(n_pairs)] + [TrainingItems(faces)[(0, 0)]]
     return (*(fit_resolution(torch.stack(x), 16) for x in zip(*items)), n_pairs)
@@ -200,7 +202,7 @@ def test_adversarial_term_trains_a_copy_of_d_and_resumes(files, tmp_path):
     assert all(torch.equal(v, D0[k]) for k, v in D.state_dict().items())             # frozen D untouched
     assert not all(torch.equal(v, D0[k]) for k, v in st.D_adv.state_dict().items())  # its copy learned
     assert not any(p.requires_grad for p in G.parameters())
-    from hybridlat.train_encoder import restore, save_checkpoint
+    from hybridlat.reenactment.train_encoder import restore, save_checkpoint
     save_checkpoint(st, tmp_path / 'ckpt.pt')
     st2 = restore(build_state(cfg, G, D), load_checkpoint(tmp_path / 'ckpt.pt'))
     assert_same_state(
@@ -323,7 +325,7 @@ def test_face_identity_term_init_weights_and_named_validation_clips(files, tmp_p
 def test_mouth_term_reads_the_expression_change():
     """On faces128: the mouth strength of S_F is a projection, and the term is 0 when S_F matches the
     expression change."""
-    from hybridlat.train_encoder import direction_strength, mouth_term
+    from hybridlat.reenactment.train_encoder import direction_strength, mouth_term
     G, D = load_networks('faces128')
     st = build_state(EncoderTrainConfig(batch=4, mouth_weight=1.0, encoder_kwargs=ENC), G, D)
     d = st.mouth_dir
@@ -342,9 +344,9 @@ def test_mouth_term_reads_the_expression_change():
 @pytest.mark.needs_dlib
 def test_yaw_term_reads_dlibs_yaw_change():
     "On faces128: the fixed-box yaw against detection, its change in the direction's units, the term's zero."
-    from hybridlat.synthetic_pairs import face_measures
+    from hybridlat.reenactment.synthetic_pairs import face_measures
     from hybridlat.images import to_uint8
-    from hybridlat.train_encoder import aligned_yaw, direction_strength, yaw_change, yaw_term
+    from hybridlat.reenactment.train_encoder import aligned_yaw, direction_strength, yaw_change, yaw_term
     G, D = load_networks('faces128')
     st = build_state(EncoderTrainConfig(batch=4, yaw_weight=1.0, encoder_kwargs=ENC), G, D)
     assert st.yaw_unit > 1                                             # degrees of yaw per unit

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from hybridlat.discriminator import Discriminator
-from hybridlat.gan_data import FaceImages, ToyFaces, open_dataset
+from hybridlat.training.discriminator import Discriminator
+from hybridlat.training.gan_data import FaceImages, ToyFaces, open_dataset
 from hybridlat.images import image_grid
-from hybridlat.gan_checkpoints import generator_from_checkpoint, load_checkpoint
-from hybridlat.train_gan import TrainConfig, build_state, d_step, g_step, read_log, train
+from hybridlat.training.gan_checkpoints import generator_from_checkpoint, load_checkpoint
+from hybridlat.training.train_gan import TrainConfig, build_state, d_step, g_step, read_log, train
 
 TINY = [
     '--data',
@@ -61,7 +61,7 @@ def run(args, cwd, timeout=300):
 
 
 def cli(out, *extra, cwd):
-    return run([sys.executable, '-m', 'hybridlat.train_gan', *TINY, '--out', str(out), *extra], cwd)
+    return run([sys.executable, '-m', 'hybridlat.training.train_gan', *TINY, '--out', str(out), *extra], cwd)
 
 
 def assert_same_state(a, b):
@@ -103,7 +103,7 @@ def test_resume_in_a_new_process_gives_the_same_steps(tmp_path):
                     reason=f'shared data not found at {DATA} (set HYBRIDLAT_DATA)')
 @pytest.mark.needs_dlib   # build_face_dataset aligns with dlib
 def test_cli_trains_on_a_face_dataset_zip(tmp_path):
-    from hybridlat.datasets import build_face_dataset
+    from hybridlat.realfaces.datasets import build_face_dataset
     faces = tmp_path / 'faces32.zip'
     rep = build_face_dataset(
         {'utkface': DATA / 'faces' / 'utkface'}, 32, faces, max_per_source=6, workers=1, progress=False
@@ -131,7 +131,7 @@ def test_checkpoint_is_plain_data(tmp_path):
 
 WRAPPER = textwrap.dedent('''
     import os, sys, torch
-    from hybridlat.train_gan import main
+    from hybridlat.training.train_gan import main
     st = main(sys.argv[1:])
     out = sys.argv[sys.argv.index('--out') + 1]
     state = dict(G=st.G.state_dict(), D=st.D.state_dict(), G_ema=st.G_ema.state_dict(),
@@ -151,9 +151,8 @@ def torchrun(*args, cwd):
 def test_ddp_two_gloo_processes_stay_identical_and_resume(tmp_path):
     (tmp_path / 'wrapper.py').write_text(WRAPPER)
     torchrun('wrapper.py', *TINY, '--out', str(tmp_path / 'whole'), '--steps', '3', cwd=tmp_path)
-    torchrun(
-        '-m', 'hybridlat.train_gan', *TINY, '--out', str(tmp_path / 'split'), '--steps', '2', cwd=tmp_path
-    )
+    split = str(tmp_path / 'split')
+    torchrun('-m', 'hybridlat.training.train_gan', *TINY, '--out', split, '--steps', '2', cwd=tmp_path)
     torchrun('wrapper.py', *TINY, '--out', str(tmp_path / 'split'), '--steps', '3', '--resume', cwd=tmp_path)
     ranks = {
         d: [torch.load(tmp_path / d / f'rank{r}.pt', weights_only=True) for r in (0, 1)]

@@ -5,7 +5,8 @@ import av
 import numpy as np
 import pytest
 import torch
-from hybridlat.video import VideoClip, VideoReadError, probe_video, read_audio, read_video, write_video
+from hybridlat.realfaces.video import (VideoClip, VideoReadError, probe_video, read_audio, read_video,
+    write_video)
 
 DATA = Path(os.environ.get('HYBRIDLAT_DATA', Path(__file__).resolve().parents[2] / 'shared' / 'data'))
 needs_data = pytest.mark.skipif(

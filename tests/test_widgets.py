@@ -1,5 +1,5 @@
-"""Tests of hybridlat.explorer (LatentModel) and hybridlat.widgets: states and views driven headless, sliders
-set in code."""
+"""Tests of hybridlat.explore.explorer (LatentModel) and hybridlat.explore.widgets: states and views driven
+headless, sliders set in code."""
 import json
 from pathlib import Path
 import matplotlib
@@ -8,10 +8,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from hybridlat.generator import Generator
+from hybridlat.stylegan2.generator import Generator
 from hybridlat.images import to_uint8
-from hybridlat.explorer import LatentModel, locality
-from hybridlat.widgets import (
+from hybridlat.explore.explorer import LatentModel, locality
+from hybridlat.explore.widgets import (
     WPlusExplorerState,
     WPlusExplorer,
     ChannelBrowserState,
@@ -188,7 +188,7 @@ def test_edit_panel(model, dirs):
 
 
 class FakeInversion:
-    "Stands in for hybridlat.inversion.Inversion: only the attributes the viewer reads."
+    "Stands in for hybridlat.explore.inversion.Inversion: only the attributes the viewer reads."
     def __init__(self, space, images, losses): self.space, self.images, self.losses = space, images, losses
 
 
@@ -233,6 +233,6 @@ def test_snapshots(model, dirs):
 
 def test_notebooks_saved_without_widget_state():
     for name in ['33_explorer.ipynb', '34_widgets.ipynb']:
-        nb = json.loads((Path(__file__).parents[1] / 'nbs' / name).read_text())
+        nb = json.loads((Path(__file__).parents[1] / 'nbs' / '3_explore' / name).read_text())
         assert 'widgets' not in nb['metadata'], name
         assert 'application/vnd.jupyter.widget-state+json' not in json.dumps(nb), name

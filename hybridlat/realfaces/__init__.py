@@ -1,0 +1,1 @@
+"""Part 1, real faces: landmarks, identity, video, metrics, datasets (nbs/1_realfaces/)."""

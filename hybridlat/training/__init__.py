@@ -1,0 +1,1 @@
+"""Part 2, training the generator: discriminator, data, checkpoints, loop, export (nbs/2_training/)."""
