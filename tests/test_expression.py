@@ -10,6 +10,7 @@ from hybridlat.reenactment.train_encoder import (
     load_expression_net,
     save_expression_net,
 )
+from helpers import G  # noqa: F401 (the shipped generator fixture)
 
 
 def test_shipped_network_loads_and_its_loss_compares_expressions():
@@ -49,3 +50,22 @@ def test_bad_expression_files_are_refused(tmp_path):
                 'code': np.dtype}, tmp_path / 'code.pt')                  # a global that is not a tensor
     with pytest.raises(Exception, match='(?i)weights_only|unsupported global'):
         load_expression_net(tmp_path / 'code.pt')
+
+
+@pytest.mark.needs_dlib
+def test_refit_motion_directions_scales_the_mouth_by_its_measured_response(monkeypatch, G):
+    from hybridlat.reenactment import train_encoder
+    from hybridlat.reenactment.synthetic_pairs import MEASURES, load_motion_directions, motion_response
+    shipped = load_motion_directions('faces128', G)['mouth']                # a direction known to open the mouth
+    monkeypatch.setattr(train_encoder, 'expression_direction', lambda G, net=None, progress=True: shipped)
+    dirs, meta = train_encoder.refit_motion_directions(G, n=200, progress=False)
+    assert set(dirs) == set(MEASURES) and meta['n'] == 200 and meta['model'] == 'faces128'
+    raw = motion_response(G, {'mouth': shipped})['mouth']
+    assert meta['mouth_direction']['raw_response'] == raw > 0
+    scale = meta['measure_std']['mouth'] / raw                               # one unit = one sample spread
+    for layer, v in shipped.items(): torch.testing.assert_close(dirs['mouth'][layer], v * scale)
+    assert meta['response_per_unit']['mouth'] > 0 and set(meta['response_per_unit']) == set(MEASURES)
+    closing = {layer: -v for layer, v in shipped.items()}
+    monkeypatch.setattr(train_encoder, 'expression_direction', lambda G, net=None, progress=True: closing)
+    with pytest.raises(ValueError, match='does not open the mouth'):
+        train_encoder.refit_motion_directions(G, n=200, progress=False)

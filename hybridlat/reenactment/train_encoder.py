@@ -7,11 +7,11 @@ __all__ = ['EXPRESSION_FILE', 'ALIGNED_FACE_BOX', 'CHECKPOINT_FORMAT', 'EncoderT
            'NumberedSampler', 'TrainingItems', 'fit_resolution', 'batches', 'EncoderState', 'broadcast_modules',
            'initial_weights', 'build_state', 'pixel_l1', 'pixel_l2', 'msssim_loss', 'feature_distance',
            'identity_consistency', 'sf_l2', 'sf_l1', 'ExpressionNet', 'fit_expression_net', 'expression_loss',
-           'save_expression_net', 'load_expression_net', 'expression_direction', 'encode_batch', 'direction_strength',
-           'mouth_term', 'aligned_yaw', 'yaw_change', 'yaw_term', 'loss_terms', 'd_adv_step', 'train_step',
-           'save_checkpoint', 'load_checkpoint', 'restore', 'sample_pairs', 'save_samples', 'data_counts', 'hardware',
-           'final_losses', 'encoder_meta', 'start_outputs', 'log_step', 'train', 'parse_extra_loss', 'build_parser',
-           'held_out', 'open_data', 'command_line', 'main']
+           'save_expression_net', 'load_expression_net', 'expression_direction', 'refit_motion_directions',
+           'encode_batch', 'direction_strength', 'mouth_term', 'aligned_yaw', 'yaw_change', 'yaw_term', 'loss_terms',
+           'd_adv_step', 'train_step', 'save_checkpoint', 'load_checkpoint', 'restore', 'sample_pairs', 'save_samples',
+           'data_counts', 'hardware', 'final_losses', 'encoder_meta', 'start_outputs', 'log_step', 'train',
+           'parse_extra_loss', 'build_parser', 'held_out', 'open_data', 'command_line', 'main']
 
 # %% ../../nbs/4_reenactment/42_train_encoder.ipynb #81b84406
 import argparse, copy, importlib, itertools, json, os, platform, shlex, sys, time, warnings
@@ -420,6 +420,35 @@ def expression_direction(G, net=None, n=48, measure=0, steps=60, lr=0.05, penalt
                 opt.step()
         found.append({l: v.detach() * scales[l] for l, v in s.items()})
     return {l: torch.cat([f[l] for f in found])[:n].mean(0) for l in layers}
+
+# %% ../../nbs/4_reenactment/42_train_encoder.ipynb #0d9c90e8
+def refit_motion_directions(G, net=None, n=1500, model='faces128', progress=True):
+    """(directions, metadata) of the kit's motion file for G: ridge directions for every measure, the mouth
+    replaced by `expression_direction`, scaled so that one unit moves dlib's mouth opening by one sample
+    spread."""
+    from hybridlat.reenactment.synthetic_pairs import fit_motion_directions, motion_response
+    dirs, info = fit_motion_directions(G, n, progress=progress, return_info=True)
+    raw = expression_direction(G, net, progress=progress)
+    raw_response = motion_response(G, {'mouth': raw})['mouth']   # dlib's mouth change on 32 held-out faces
+    if not raw_response > 0:
+        raise ValueError(f'the expression direction does not open the mouth (dlib: {raw_response})')
+    ridge_response = motion_response(G, {'mouth': dirs['mouth']})['mouth']
+    dirs['mouth'] = {l: v * info['measure_std']['mouth'] / raw_response for l, v in raw.items()}
+    info.update(
+        model=model,
+        scale='one std of the samples along the direction',
+        method='ridge regression of dlib motion measures on standardised deformation-layer styles',
+        mouth_direction=dict(
+            method="42_train_encoder.expression_direction, scaled so one unit moves dlib's mouth opening "
+            'by one measure std (motion_response)',
+            raw_response=raw_response,
+            ridge_response_per_unit=ridge_response,
+            held_out_faces=32,
+            replaces='the ridge-regression mouth direction (quality[mouth] describes that fit)',
+        ),
+        response_per_unit=motion_response(G, dirs),
+    )
+    return dirs, info
 
 # %% ../../nbs/4_reenactment/42_train_encoder.ipynb #068e2d88
 def encode_batch(E, src, drv, n_pairs):
