@@ -56,7 +56,7 @@ def test_bad_expression_files_are_refused(tmp_path):
 def test_refit_motion_directions_scales_the_mouth_by_its_measured_response(monkeypatch, G):
     from hybridlat.reenactment import train_encoder
     from hybridlat.reenactment.synthetic_pairs import MEASURES, load_motion_directions, motion_response
-    shipped = load_motion_directions('faces128', G)['mouth']                # a direction known to open the mouth
+    shipped = load_motion_directions('faces128', G)['mouth']      # a direction known to open the mouth
     monkeypatch.setattr(train_encoder, 'expression_direction', lambda G, net=None, progress=True: shipped)
     dirs, meta = train_encoder.refit_motion_directions(G, n=200, progress=False)
     assert set(dirs) == set(MEASURES) and meta['n'] == 200 and meta['model'] == 'faces128'
