@@ -19,7 +19,7 @@ import sys
 import threading
 from pathlib import Path
 import hybridlat
-from .commands import (EXTRA_OF_MODULE, HelpFormatter, add_command, add_demo_arguments,
+from .commands import (EXTRA_OF_MODULE, REFINE_STEPS, HelpFormatter, add_command, add_demo_arguments,
                                 add_reenact_arguments, install_command, missing_module,
                                 missing_module_message, missing_modules, required_group, source_checkout)
 
@@ -85,8 +85,10 @@ def channel_grid(G, seed, channels, sigmas=(-5, 0, 5), n_stats=64):
 
 # %% ../nbs/60_cli.ipynb #407490ea
 @no_grad
-def demo_reenactment(G, seed_source, seed_driving, n_frames=48, encoder=None, psi=0.7, batch_size=16):
-    "(source [1, 3, R, R], driving [T, 3, R, R], output [T, 3, R, R]) of the synthetic re-enactment."
+def demo_reenactment(G, seed_source, seed_driving, n_frames=48, encoder=None, psi=0.7, batch_size=16,
+                     refine_steps=REFINE_STEPS):
+    """(source [1, 3, R, R], driving [T, 3, R, R], output [T, 3, R, R]) of the synthetic re-enactment; with an
+    encoder, W_ID is fitted to the source for `refine_steps` (43_reenact's `refine_identity`)."""
     import torch
     from hybridlat.reenactment.encoder import render_hybrid
     w_src, w_drv = (
@@ -99,7 +101,9 @@ def demo_reenactment(G, seed_source, seed_driving, n_frames=48, encoder=None, ps
     driving = torch.cat([render_hybrid(G, w_drv, chunks(s_f, i)) for i in range(0, n_frames, batch_size)])
     source = G.synthesis(w_src)
     if encoder is not None:                                   # encode pictures, as for real videos
+        from hybridlat.reenactment.reenact import refine_identity
         w_src = encoder.encode_identity(source)
+        w_src = refine_identity(G, w_src, source, encoder.encode_deformation(source), refine_steps)
         s_f = {
             l: torch.cat(v)
             for l, v in zip(
@@ -178,7 +182,9 @@ def demo_readme(info):
         f"reenactment.png          top row: driving frames (face {r['driving_seed']} talking: mouth, blinks, "
         f"head turns through the kit's motion directions); bottom row: the source face (seed "
         f"{r['source_seed']}) "
-        f"re-enacted, S_F {r['latents']}.",
+        f"re-enacted, S_F {r['latents']}"
+        + (f"; W_ID fitted to the source picture for {r['fitted_steps']} steps."
+           if r.get('fitted_steps') else '.'),
         "reenactment.mp4          the same as a video: source | driving | re-enacted, side by side.",
         "demo.json                the facts behind these files.", ''])
 
@@ -232,7 +238,8 @@ def run_demo(
     info = dict(generator=what, resolution=G.img_resolution, num_ws=G.num_ws, seeds=seeds,
                 files=sorted([*written, 'README.txt']), channels=[list(c) for c in channels],
                 channel_change=channel_changes(channel_images),
-                reenactment=dict(source_seed=seed, driving_seed=seed + 100, frames=n_frames, latents=latents))
+                reenactment=dict(source_seed=seed, driving_seed=seed + 100, frames=n_frames, latents=latents,
+                                 fitted_steps=REFINE_STEPS if E is not None else 0))
     with atomic_path(out / 'README.txt') as tmp: tmp.write_text(demo_readme(info))
     with atomic_path(out / 'demo.json') as tmp: tmp.write_text(json.dumps(info, indent=2))
     return {**written, 'README.txt': out / 'README.txt', 'demo.json': out / 'demo.json'}

@@ -86,6 +86,10 @@ CASES = {  # name: (argument changes, exit status, fragment of the one-line mess
     'fps negative': (dict(**{'--fps': '-5'}), 2, '--fps must be'),
     'max-frames 0': (dict(**{'--max-frames': '0'}), 2, '--max-frames must be at least 1'),
     'max-frames -3': (dict(**{'--max-frames': '-3'}), 2, '--max-frames must be at least 1'),
+    'refine negative': (dict(**{'--refine': '-1'}), 2, '--refine must be a whole number'),
+    'refine too many': (dict(**{'--refine': '100000'}), 2, '--refine must be a whole number'),
+    'motion-scale negative': (dict(**{'--motion-scale': '-1'}), 2, '--motion-scale must be'),
+    'motion-scale nan': (dict(**{'--motion-scale': 'nan'}), 2, '--motion-scale must be'),
     'output is the driving clip': (dict(**{'-o': 'driving.mp4'}), 2, 'is also an input'),
     'output is not a video': (dict(**{'-o': 'out.gif'}), 2, 'must end in'),
     'output under a file': (dict(**{'-o': 'notes.txt/out.mp4'}), 2, 'cannot write in'),
@@ -111,7 +115,8 @@ def test_reenact_bad_input(inputs, name):
     changes, status, fragment = CASES[name]
     (inputs / 'sub.mp4').mkdir(exist_ok=True)
     before = digest(inputs)
-    resolved = {k: (v if v is None or k in ('--edit', '--fps', '--max-frames') else inputs / v)
+    literal = ('--edit', '--fps', '--max-frames', '--refine', '--motion-scale')
+    resolved = {k: (v if v is None or k in literal else inputs / v)
                 for k, v in changes.items()}
     res = run_cli(*reenact_args(inputs, **{'--fps': '5', '--max-frames': '3', **resolved}), cwd=inputs)
     lines = res.stderr.strip().splitlines()

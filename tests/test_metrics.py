@@ -7,6 +7,7 @@ import torch
 from hybridlat.realfaces.metrics import (
     descriptor_stats,
     detection_rate,
+    expression_amplitude,
     expression_following,
     fd_dlib,
     fd_dlib_baseline,
@@ -195,6 +196,18 @@ def test_expression_following():
     r_rev = expression_following(drive, drive[::-1], (256, 256), (256, 256))
     assert r_rev['mouth'] < 0
     with pytest.raises(ValueError, match='differ in length'): expression_following(drive, drive[:5], 256, 256)
+
+
+def test_expression_amplitude():
+    t = np.arange(30)
+    gaps = 4 + 0.5 * t + 3 * np.sin(t / 2)
+    drive = np.stack([face(g, 6.0) for g in gaps])
+    same = expression_amplitude(drive, 2 * drive + [40, 10], (256, 256), (512, 512))   # scale-free
+    assert same['mouth'] == pytest.approx(1)
+    half = np.stack([face(g, 6.0) for g in gaps.mean() + (gaps - gaps.mean()) / 2])
+    assert expression_amplitude(drive, half, 256, 256)['mouth'] == pytest.approx(0.5, rel=0.05)
+    assert np.isnan(expression_amplitude(drive, drive, 256, 256)['eyes'])     # the driver's eyes never move
+    with pytest.raises(ValueError, match='differ in length'): expression_amplitude(drive, drive[:5], 256, 256)
 
 
 def test_temporal_jitter():

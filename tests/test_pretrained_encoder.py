@@ -119,8 +119,13 @@ def test_export_from_a_short_run(G, tmp_path):
         sources=(),
         max_frames=4,
         bench_frames=4,
+        refine_steps=2,
     )
     assert facts['steps'] == 2 and facts['images_seen'] == 4
+    assert facts['quality']['settings']['refine_steps'] == 2                    # as reenact runs it
+    assert facts['quality_unfitted']['settings']['refine_steps'] == 0           # and the encoder alone
+    assert 'fitted, 2 steps' in encoder_card(facts)
+    assert 'fit' in [r['stage'] for r in facts['quality']['speed']]
     assert (tmp_path / 'assets' / 'faces128_encoder.md').read_text() == encoder_card(facts)
     saved = json.loads((tmp_path / 'assets' / 'faces128_encoder.json').read_text())
     assert saved['steps'] == 2 and len(saved['quality']['cross']) == 1
@@ -131,3 +136,16 @@ def test_export_from_a_short_run(G, tmp_path):
     ]
     # evaluated on the run's held-out clip
     assert [r['driving'] for r in facts['quality']['self']] == ['liveportrait_d9']
+
+
+@need_data
+@pytest.mark.needs_dlib
+def test_remeasure_writes_facts_and_card_beside(tmp_path):
+    from hybridlat.reenactment.pretrained_encoder import remeasure_encoder
+    from hybridlat.reenactment.reenact import validation_clips
+    facts = remeasure_encoder(out_dir=tmp_path, progress=False, clips=validation_clips()[:1], sources=(),
+                              n_portraits=1, max_frames=3, bench_frames=3, refine_steps=1, notes='again')
+    assert (tmp_path / 'faces128_encoder.md').read_text() == encoder_card(facts)
+    saved = json.loads((tmp_path / 'faces128_encoder.json').read_text())
+    assert saved['notes'] == 'again' and saved['remeasured'] and len(saved['quality']['cross']) == 1
+    assert saved['steps'] == pretrained_encoder_facts()['steps']                # the shipped run's facts kept

@@ -31,7 +31,12 @@ from hybridlat.reenactment.reenact import (
     score_frames,
     smooth_styles,
     validation_clips,
+    refine_identity,
+    REFINE_LIMIT,
 )
+from hybridlat.explore.inversion import ReconstructionLoss
+from hybridlat.images import UsageError, from_uint8
+from hybridlat.reenactment.encoder import render_hybrid
 from hybridlat.realfaces.datasets import HELD_OUT_CLIPS
 from hybridlat.realfaces.video import VideoReadError, probe_video, read_video
 
@@ -48,7 +53,8 @@ def E(G):
 @pytest.fixture(scope='module')
 def self_res(G, E):
     return reenact(
-        CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=0, progress=False
+        CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=0, progress=False,
+        refine_steps=0,
     )
 
 
@@ -71,10 +77,12 @@ def test_cross_identity_writes_pasted_mp4(G, E, tmp_path):
         audio=True,
         progress=False,
         keep_frames=True,
+        refine_steps=3,
     )
     src = load_image(PORTRAIT)
     assert res.frames.shape == (4, *src.shape) and res.crops.shape == (4, 128, 128, 3)
     assert list(res.timings) == list(STAGES) and all(t >= 0 for t in res.timings.values())
+    assert res.refine_steps == 3 and res.timings['fit'] > 0
     clip = read_video(res.path)
     assert clip.frames.shape == (4, *src.shape) and clip.fps == 5
     assert probe_video(res.path)['audio'] is not None                 # the driving clip's sound
@@ -94,10 +102,20 @@ def test_self_reenactment_crops(G, E, self_res):
 
 def test_smoothing_changes_frames(G, E, self_res):
     smooth = reenact(
-        CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=2, progress=False
+        CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=2, progress=False,
+        refine_steps=0,
     )
     k = next(iter(smooth.s_f))
     assert not torch.allclose(smooth.s_f[k], self_res.s_f[k])
+
+
+def test_motion_scale(G, E, self_res):
+    doubled = reenact(CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=0,
+                      progress=False, refine_steps=0, motion_scale=2.0)
+    for k, v in self_res.s_f.items(): assert torch.allclose(doubled.s_f[k], 2 * v)
+    assert torch.equal(doubled.w_id, self_res.w_id) and not np.array_equal(doubled.crops, self_res.crops)
+    with pytest.raises(UsageError, match='--motion-scale'):
+        reenact(CLIP, CLIP, G=G, encoder=E, max_frames=2, progress=False, motion_scale=-1)
 
 
 def test_smooth_styles():
@@ -141,7 +159,7 @@ def test_cli(G, E, tmp_path, capsys):
     save_directions({'age': torch.randn(G.w_dim)}, tmp_path / 'dirs.pt')
     args = [str(PORTRAIT), str(CLIP), '-o', str(tmp_path / 'cli.mp4'), '--encoder', str(tmp_path / 'E.pt'),
             '--fps', '5', '--max-frames', '3', '--no-paste-back', '--grid', str(tmp_path / 'grid.png'),
-            '--directions', str(tmp_path / 'dirs.pt'), '--edit', 'age=+1']
+            '--directions', str(tmp_path / 'dirs.pt'), '--refine', '2', '--edit', 'age=+1']
     assert reenact_main(args) == 0
     assert read_video(tmp_path / 'cli.mp4').frames.shape == (3, 128, 128, 3)
     assert load_image(tmp_path / 'grid.png').shape[0] == 2 * 130 + 2
@@ -150,6 +168,9 @@ def test_cli(G, E, tmp_path, capsys):
     capsys.readouterr()
     with pytest.raises(SystemExit) as e: reenact_main(args[:-1] + ['hair=1'])
     assert e.value.code == 2 and "unknown edit 'hair'" in capsys.readouterr().err          # usage error
+    with pytest.raises(SystemExit) as e: reenact_main(args[:-3] + ['-1', '--edit', 'age=+1'])
+    assert e.value.code == 2 and '--refine must be' in capsys.readouterr().err
+    assert not (tmp_path / 'cli.mp4').with_name('x.mp4').exists()
     with pytest.raises(SystemExit) as e:
         reenact_main(
             [
@@ -214,7 +235,33 @@ def test_validation_clips():
 
 
 def test_benchmark(G, E, capsys):
-    rows = benchmark_reenact(PORTRAIT, CLIP, G, E, max_frames=3, fps=5, warmup=False)
-    assert [r['stage'] for r in rows] == [*STAGES, 'end to end without align']
-    assert rows[-1]['seconds'] == pytest.approx(sum(r['seconds'] for r in rows[:-1] if r['stage'] != 'align'))
+    rows = benchmark_reenact(PORTRAIT, CLIP, G, E, max_frames=3, fps=5, warmup=False, refine_steps=2)
+    assert [r['stage'] for r in rows] == [*STAGES, 'end to end without align and fit']
+    per_frame = [r['seconds'] for r in rows[:-1] if r['stage'] not in ('align', 'fit')]
+    assert rows[-1]['seconds'] == pytest.approx(sum(per_frame))
+    unfitted = benchmark_reenact(PORTRAIT, CLIP, G, E, max_frames=2, fps=5, warmup=False, refine_steps=0)
+    assert 'fit' not in [r['stage'] for r in unfitted]
     assert '| stage |' in capsys.readouterr().out
+
+
+def test_refine_identity(G, E):
+    frame = load_image(PORTRAIT)
+    src = from_uint8(align_face(frame, face_landmarks(frame), 128).image[None])
+    with torch.no_grad(): w, s_src = E.encode_identity(src), E.encode_deformation(src)
+    loss = ReconstructionLoss()
+    fitted = refine_identity(G, w, src, s_src, steps=15, loss=loss)
+    with torch.no_grad():
+        before, after = (float(loss(render_hybrid(G, v, s_src), src)) for v in (w, fitted))
+    assert after < 0.8 * before and fitted.shape == w.shape and not fitted.requires_grad
+    assert refine_identity(G, w, src, s_src, steps=0) is w
+    for bad in (-1, 1.5, REFINE_LIMIT + 1, True):
+        with pytest.raises(UsageError, match='--refine'): refine_identity(G, w, src, steps=bad)
+    with pytest.raises(FloatingPointError, match='nan'):
+        refine_identity(G, w, src, s_src, steps=2, loss=lambda images, target: images.sum() * float('nan'))
+    trainable = Generator(**small_generator_kwargs())                          # weights that want grads
+    w_small = trainable.mapping.w_avg[None, None].expand(1, trainable.num_ws, -1).clone()
+    small_src = torch.zeros(1, 3, trainable.img_resolution, trainable.img_resolution)
+    refine_identity(trainable, w_small, small_src, steps=2, loss=ReconstructionLoss())
+    assert all(p.grad is None for p in trainable.parameters())                  # fitting W_ID leaves G alone
+    with_id = refine_identity(G, w, src, s_src, steps=2, loss=loss, identity_weight=1.0)
+    assert not torch.equal(with_id, refine_identity(G, w, src, s_src, steps=2, loss=loss))

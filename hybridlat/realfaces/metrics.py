@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['MS_SSIM_WEIGHTS', 'l1', 'psnr', 'gaussian_window', 'ssim', 'ms_ssim', 'identity_distance', 'identity_similarity',
-           'landmark_distance', 'pearson', 'expression_measures', 'expression_following', 'temporal_jitter',
-           'detection_rate', 'frechet_distance', 'descriptor_stats', 'fd_dlib', 'fd_dlib_baseline', 'hog_features',
-           'thumbnail_features', 'realness_accuracy']
+           'landmark_distance', 'pearson', 'expression_measures', 'expression_following', 'expression_amplitude',
+           'temporal_jitter', 'detection_rate', 'frechet_distance', 'descriptor_stats', 'fd_dlib', 'fd_dlib_baseline',
+           'hog_features', 'thumbnail_features', 'realness_accuracy']
 
 # %% ../../nbs/1_realfaces/13_metrics.ipynb #cc2ae578
 import numpy as np
@@ -149,6 +149,14 @@ def expression_following(driving_lms, output_lms, driving_size, output_size):
         raise ValueError(f"sequences differ in length: {len(driving_lms)} vs {len(output_lms)}")
     d, o = expression_measures(driving_lms, driving_size), expression_measures(output_lms, output_size)
     return {k: pearson(d[k], o[k]) for k in d}
+
+def expression_amplitude(driving_lms, output_lms, driving_size, output_size):
+    """How far the output moves against the driver: each measure's std over time, output over driving (1: as
+    far; NaN when the driver does not move)."""
+    if len(driving_lms) != len(output_lms):
+        raise ValueError(f"sequences differ in length: {len(driving_lms)} vs {len(output_lms)}")
+    d, o = expression_measures(driving_lms, driving_size), expression_measures(output_lms, output_size)
+    return {k: float(np.std(o[k]) / np.std(d[k])) if np.std(d[k]) > 1e-12 else float('nan') for k in d}
 
 # %% ../../nbs/1_realfaces/13_metrics.ipynb #7de07287
 def temporal_jitter(lms_seq, sigma=2.0):
