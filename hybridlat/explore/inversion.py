@@ -161,9 +161,11 @@ def _initial(G, space, init, n):
     if len(start) not in (1, n): raise ValueError(f"init has batch {len(start)}, the target {n}")
     return start.detach().expand(n, *start.shape[1:]).clone()
 
-def _render(G, space, latent, layout, noise=None):
-    "(StyleCode, images [N, 3, R, R]) of a latent of `space` (flat [N, n_channels] in S)."
+def _render(G, space, latent, layout, noise=None, offset=None):
+    """(StyleCode, images [N, 3, R, R]) of a latent of `space` (flat [N, n_channels] in S), plus StyleSpace
+    `offset` ({layer: [N or 1, C]}) if given."""
     s = StyleCode.from_flat(latent, layout) if space == 'S' else w_plus_to_s(G, _as_ws(G, latent))
+    if offset: s = s.add(offset)
     return s, synthesis_from_s(G, s, noise=noise)
 
 # %% ../../nbs/3_explore/30_inversion.ipynb #c8ec054b
@@ -218,9 +220,10 @@ def project(
     noise_weight=1e5,
     lr_rampup=0.05,
     lr_rampdown=0.25,
+    offset=None,
 ):
     """Optimise a latent of `space` ('W', 'W+', 'S') so that G renders `target` [N, 3, R, R] in [-1, 1]; an
-    `Inversion`."""
+    `Inversion`. `offset` ({layer: [N or 1, C]}, fixed) is added to the StyleSpace code of every render."""
     target, space = check_target(G, target), check_space(space)
     _check_args(steps, lr, loss)
     loss_fn, layout = loss if loss is not None else ReconstructionLoss(), StyleLayout.from_generator(G)
@@ -242,22 +245,24 @@ def project(
                 * max(0.0, 1 - t / 0.75) ** 2
                 * torch.randn(delta.shape, generator=gen).to(delta.device)
             )
-            value = loss_fn(_render(G, space, start + std * (delta + jitter), layout, noise)[1], target)
+            latent = start + std * (delta + jitter)
+            value = loss_fn(_render(G, space, latent, layout, noise, offset)[1], target)
             if not torch.isfinite(value):
                 raise FloatingPointError(f"the loss became {float(value)} at step {step} (lower lr?)")
             opt.zero_grad(set_to_none=True)
-            (value + noise_weight * noise_regularization(noise) if noise else value).backward()
+            total = value + noise_weight * noise_regularization(noise) if noise else value
+            total.backward(inputs=[delta, *(noise or {}).values()])          # G's own weights get no .grad
             opt.step()
             if noise: normalize_noise_(noise)
             losses.append(float(value.detach()))
             bar.set_postfix(loss=f'{losses[-1]:.4f}', refresh=False)
-    return _finish(G, space, (start + std * delta).detach(), layout, noise, losses, target)
+    return _finish(G, space, (start + std * delta).detach(), layout, noise, losses, target, offset)
 
 @torch.no_grad()
-def _finish(G, space, latent, layout, noise, losses, target):
+def _finish(G, space, latent, layout, noise, losses, target, offset=None):
     "The `Inversion` of the final latent."
     noise = None if noise is None else {k: v.detach() for k, v in noise.items()}
-    s, images = _render(G, space, latent, layout, noise)
+    s, images = _render(G, space, latent, layout, noise, offset)
     return Inversion(space, s if space == 'S' else latent, s, images, losses, noise, target)
 
 # %% ../../nbs/3_explore/30_inversion.ipynb #7a43b99a

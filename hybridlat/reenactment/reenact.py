@@ -32,7 +32,7 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter
 from tqdm.auto import tqdm
 from ..realfaces.datasets import HELD_OUT_CLIPS
 from ..explore.edits import apply_edits, load_directions, parse_edits
-from ..explore.inversion import ReconstructionLoss, latent_std, lr_schedule
+from ..explore.inversion import ReconstructionLoss, project
 from ..stylegan2.checkpoints import CheckpointError
 from ..commands import REFINE_STEPS, HelpFormatter, add_reenact_arguments, required_group
 from .encoder import HybridEncoder, check_encoder_fits, load_encoder, render_hybrid
@@ -252,7 +252,7 @@ def _shipped_discriminator():
     return load_discriminator('faces128')
 
 def default_refine_loss(resolution):
-    "`ReconstructionLoss` with the shipped faces128 discriminator's features at 128², without them elsewhere."
+    "`ReconstructionLoss` with the shipped faces128 discriminator's features at 128², none elsewhere."
     D = _shipped_discriminator() if resolution == PRETRAINED['faces128']['resolution'] else None
     return ReconstructionLoss(discriminator=D)
 
@@ -278,25 +278,15 @@ def refine_identity(
     if steps == 0: return w_id
     assert w_id.shape == (1, G.num_ws, G.w_dim) and source.shape[-1] == G.img_resolution
     loss = loss or default_refine_loss(G.img_resolution)
-    s_f = {} if s_f is None else {k: v.detach() for k, v in s_f.items()}
-    std = latent_std(G, 'W+').clamp_min(1e-8).to(w_id.device)
-    w0, delta = w_id.detach(), torch.zeros_like(w_id, requires_grad=True)
-    opt = torch.optim.Adam([delta], lr=lr)
-    with torch.enable_grad():
-        for step in tqdm(range(steps), 'fitting the source', disable=not progress, leave=False):
-            for g in opt.param_groups: g['lr'] = lr * lr_schedule(step / steps)
-            images = render_hybrid(G, w0 + std * delta, s_f)
-            value = loss(images, source)
-            if identity_weight:
-                value = value + identity_weight * identity_distance_loss(images, source).mean()
-            if not torch.isfinite(value):
-                raise FloatingPointError(
-                    f"fitting the source: the loss became {float(value.detach())} at step {step}"
-                )
-            opt.zero_grad(set_to_none=True)
-            value.backward(inputs=[delta])                   # G's own weights get no .grad
-            opt.step()
-    return (w0 + std * delta).detach()
+    if identity_weight:
+        base = loss
+        loss = lambda images, target: base(images, target) + identity_weight * identity_distance_loss(
+            images, target).mean()
+    s_f = None if s_f is None else {k: v.detach() for k, v in s_f.items()}
+    try: inv = project(G, source, 'W+', steps, lr, loss, init=w_id, progress=progress, offset=s_f)
+    except FloatingPointError as e: raise FloatingPointError(f"fitting the source: {e}") from None
+    return inv.latent
+
 
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #5f1a0007
 MOTION_SCALE_LIMIT = 4.0
