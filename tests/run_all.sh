@@ -17,7 +17,8 @@ echo "nbdev_clean and nbdev_export left the tree unchanged"
 OMP_NUM_THREADS=1 nbdev_test --n_workers 2 --timing
 
 set +e
-python -m pytest tests -p no:cacheprovider -rs
+# two worker processes (pytest-xdist), one torch thread each: the suite is CPU-bound and single-threaded
+OMP_NUM_THREADS=1 python -m pytest tests -p no:cacheprovider -rs -n 2 --durations=15
 code=$?
 set -e
 if [ $code -eq 5 ]; then echo "FAIL: pytest collected no tests"; exit 1; fi
