@@ -8,7 +8,7 @@ __all__ = ['EVAL_SOURCES', 'FIT_COLUMNS', 'pretrained_encoder_facts', 'encoder_f
            'quality_tables', 'fit_comparison', 'encoder_card', 'build_parser', 'main']
 
 # %% ../../nbs/4_reenactment/44_pretrained_encoder.ipynb #cfb16096
-import argparse, json, os, sys, time
+import argparse, functools, json, os, sys, time
 from pathlib import Path
 import numpy as np
 import torch
@@ -99,20 +99,28 @@ def _mean_row(rows, label):
         **{k: float(np.nanmean([r[k] for r in rows])) for k in keys},
     }
 
+@functools.lru_cache(maxsize=1)
+def _eval_gallery(paths):
+    "`appearance_gallery` of `paths` (a tuple), aligned once for the fitted and the unfitted measurement."
+    from hybridlat.reenactment.reenact import appearance_gallery
+    return appearance_gallery(list(paths))
+
 def encoder_quality(G, E, n_portraits=0, fps=10, max_frames=40, bench_frames=48, clips=None, progress=True,
                     sources=EVAL_SOURCES, refine_steps=REFINE_STEPS):
     """Self and cross re-enactment metrics on held-out `clips` (paths), the kit's targets, and the speed per
-    stage; W_ID fitted to each source for `refine_steps` (`reenact`'s default)."""
-    from hybridlat.reenactment.reenact import (appearance_gallery, evaluate_self, evaluate_cross, kit_targets,
-                                   benchmark_reenact, validation_clips)
+    stage (`bench_frames` 0: not timed); W_ID fitted to each source for `refine_steps` (`reenact`'s
+    default)."""
+    from hybridlat.reenactment.reenact import (evaluate_self, evaluate_cross, kit_targets, benchmark_reenact,
+                                               validation_clips)
     clips = clips or validation_clips()
     run = dict(fps=fps, max_frames=max_frames, progress=progress, refine_steps=refine_steps)
     self_rows, _ = evaluate_self(G, E, clips=clips, **run)
     pairs = cross_pairs(n_portraits, clips, sources)
-    gallery = appearance_gallery(list(dict.fromkeys([*_celebahq(), *(p for p, _ in pairs)])))
+    gallery = _eval_gallery(tuple(dict.fromkeys([*_celebahq(), *(p for p, _ in pairs)])))
     cross_rows, _ = evaluate_cross(G, E, pairs=pairs, gallery=gallery, **run)
     targets, _ = kit_targets(cross_rows)
-    speed = benchmark_reenact(*pairs[0], G, E, max_frames=bench_frames, refine_steps=refine_steps)
+    speed = benchmark_reenact(*pairs[0], G, E, max_frames=bench_frames, refine_steps=refine_steps) if (
+        bench_frames) else None
     machine = (
         f'{os.cpu_count()} CPU cores ({torch.get_num_threads()} torch threads), torch {torch.__version__}'
     )
@@ -149,7 +157,9 @@ def measure_both(G, E, refine_steps=REFINE_STEPS, **quality_kwargs):
     """{'quality': `encoder_quality` as `reenact` runs by default (W_ID fitted for `refine_steps`),
     'quality_unfitted': the same with the encoder's W_ID as it is (only when refine_steps > 0)}."""
     out = dict(quality=encoder_quality(G, E, refine_steps=refine_steps, **quality_kwargs))
-    if refine_steps: out['quality_unfitted'] = encoder_quality(G, E, refine_steps=0, **quality_kwargs)
+    if refine_steps:                                          # the speed table is the fitted run's
+        unfitted = {**quality_kwargs, 'bench_frames': 0}
+        out['quality_unfitted'] = encoder_quality(G, E, refine_steps=0, **unfitted)
     return out
 
 def remeasure_encoder(name='faces128', out_dir=None, notes=None, progress=True, clips=None, **quality_kwargs):

@@ -459,7 +459,8 @@ def reenact(
     with _timed(tm, 'encode'):
         src = from_uint8(src_al.image[None])                                           # [1, 3, R, R]
         with torch.no_grad(), _eval(encoder):
-            w_id, s_src = encoder.encode_identity(src), encoder.encode_deformation(src)
+            w_id = encoder.encode_identity(src)
+            s_src = encoder.encode_deformation(src) if refine_steps else None      # only the fit needs it
         s_f = hold_missing(encode_driving(encoder, drv_crops, batch_size, progress), detected)
         s_f = scale_motion(smooth_styles(s_f, smooth_sigma), motion_scale)
     with _timed(tm, 'fit'):                                                          # 'Fitting the source'
