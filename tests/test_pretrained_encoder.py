@@ -149,3 +149,33 @@ def test_remeasure_writes_facts_and_card_beside(tmp_path):
     saved = json.loads((tmp_path / 'faces128_encoder.json').read_text())
     assert saved['notes'] == 'again' and saved['remeasured'] and len(saved['quality']['cross']) == 1
     assert saved['steps'] == pretrained_encoder_facts()['steps']                # the shipped run's facts kept
+
+
+@need_data
+def test_measure_both_aligns_the_gallery_once_and_times_only_the_fitted_run(monkeypatch):
+    "Both measurements run; the 46-face gallery is aligned once and only the fitted run is benchmarked."
+    import hybridlat.reenactment.reenact as reenact
+    from hybridlat.reenactment import pretrained_encoder as pe
+    calls = dict(gallery=0, bench=[], self=[], cross=[])
+    row = dict(id_dist=0.5, r_mouth=0.7, r_yaw=0.4)
+
+    def gallery(paths):
+        calls['gallery'] += 1
+        return dict(paths=list(paths))
+
+    def bench(*args, refine_steps, **kw):
+        calls['bench'].append(refine_steps)
+        return [dict(stage='fit', seconds=1.0)]
+
+    monkeypatch.setattr(reenact, 'appearance_gallery', gallery)
+    monkeypatch.setattr(reenact, 'benchmark_reenact', bench)
+    monkeypatch.setattr(reenact, 'evaluate_self',
+                        lambda G, E, refine_steps, **kw: calls['self'].append(refine_steps) or ([row], None))
+    monkeypatch.setattr(reenact, 'evaluate_cross',
+                        lambda G, E, refine_steps, **kw: calls['cross'].append(refine_steps) or ([row], None))
+    pe._eval_gallery.cache_clear()
+    out = pe.measure_both(None, None, refine_steps=7, clips=[DATA / 'videos' / 'lia_vox_driving2.mp4'])
+    assert calls['self'] == calls['cross'] == [7, 0]
+    assert calls['gallery'] == 1 and calls['bench'] == [7]
+    assert out['quality']['speed'] and out['quality_unfitted']['speed'] is None
+    pe._eval_gallery.cache_clear()
