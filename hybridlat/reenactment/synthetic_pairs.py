@@ -217,7 +217,7 @@ def smooth_signal(rng, t, freqs):
     return x / np.sqrt((amps ** 2).sum() / 2)
 
 # %% ../../nbs/4_reenactment/41_synthetic_pairs.ipynb #091b0315
-def talking_strengths(n_frames, fps=25.0, seed=0, mouth=2.5, blink=3.0, brows=1.0, head=1.5, syllable_hz=4.0):
+def talking_strengths(n_frames, fps=25.0, seed=0, mouth=2.5, blink=3.0, brows=1.0, head=0.5, syllable_hz=4.0):
     "{measure: [T]} strengths in σ of each direction: syllables in phrases, blinks, brows, small head turns."
     rng, t = np.random.default_rng(seed), np.arange(n_frames) / fps
     rate = syllable_hz * (1 + 0.2 * smooth_signal(rng, t, [0.3, 0.7]))       # syllables per second, drifting
@@ -228,7 +228,7 @@ def talking_strengths(n_frames, fps=25.0, seed=0, mouth=2.5, blink=3.0, brows=1.
     return dict(mouth=mouth * (syllables * phrases - 0.2), eyes=-blink * blinks,
                 brows=brows * smooth_signal(rng, t, [0.2, 0.5]),
                 yaw=head * smooth_signal(rng, t, [0.1, 0.25]),
-                pitch=0.6 * head * smooth_signal(rng, t, [0.15, 0.35]),
+                pitch=2 * head * smooth_signal(rng, t, [0.15, 0.35]),
                 roll=0.5 * head * smooth_signal(rng, t, [0.1, 0.3]))
 
 # %% ../../nbs/4_reenactment/41_synthetic_pairs.ipynb #913e03ee
