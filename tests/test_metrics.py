@@ -18,6 +18,7 @@ from hybridlat.realfaces.metrics import (
     l1,
     landmark_distance,
     ms_ssim,
+    motion_snr,
     pearson,
     psnr,
     ssim,
@@ -184,6 +185,16 @@ def test_pearson():
     assert pearson([1, 2, 3], [2, 4, 6.5]) == pytest.approx(4.5 / np.sqrt(2 * 366 / 36))
     assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1)
     assert np.isnan(pearson([2, 2, 2], [1, 2, 3]))
+
+
+def test_motion_snr_separates_a_turn_from_noise():
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 1.0, 4000)
+    assert motion_snr(noise) == pytest.approx(1.0, abs=0.05)               # std(Δ²x) = √6 σ for white noise
+    t = np.arange(40) / 10
+    turn = 5 * np.sin(2 * np.pi * 0.3 * t)
+    assert motion_snr(turn + rng.normal(0, 1, 40)) > 3 > motion_snr(0.5 * turn + rng.normal(0, 1, 40))
+    assert np.isnan(motion_snr([1, 2, 3])) and motion_snr(np.ones(10)) == float('inf')
 
 
 def test_expression_following():

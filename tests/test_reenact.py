@@ -22,6 +22,7 @@ from hybridlat.reenactment.reenact import (
     edit_identity,
     encode_driving,
     kit_targets,
+    yaw_by_driver_motion,
     parse_edits,
     paste_frames,
     reenact,
@@ -228,6 +229,14 @@ def test_kit_targets():
     assert [r['met'] for r in rows] == [False, False, False]
     assert np.allclose([r['measured'] for r in rows], [0.65, 0.55, 0.75])
     assert md.startswith('| metric | target |')
+
+
+def test_yaw_by_driver_motion_splits_pairs_by_the_drivers_yaw_snr():
+    rows = [dict(r_yaw=0.9, snr_yaw=3.0), dict(r_yaw=0.1, snr_yaw=1.2), dict(r_yaw=0.7, snr_yaw=2.0),
+            dict(r_yaw=0.3, snr_yaw=1.9)]
+    by = yaw_by_driver_motion(rows)
+    assert by['turning'] == (pytest.approx(0.8), 2) and by['still'] == (pytest.approx(0.2), 2)
+    assert yaw_by_driver_motion(rows, min_snr=5)['turning'][1] == 0
 
 
 def test_validation_clips():

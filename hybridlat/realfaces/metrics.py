@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['MS_SSIM_WEIGHTS', 'l1', 'psnr', 'gaussian_window', 'ssim', 'ms_ssim', 'identity_distance', 'identity_similarity',
            'landmark_distance', 'pearson', 'expression_measures', 'expression_following', 'expression_amplitude',
-           'temporal_jitter', 'detection_rate', 'frechet_distance', 'descriptor_stats', 'fd_dlib', 'fd_dlib_baseline',
-           'hog_features', 'thumbnail_features', 'realness_accuracy']
+           'motion_snr', 'temporal_jitter', 'detection_rate', 'frechet_distance', 'descriptor_stats', 'fd_dlib',
+           'fd_dlib_baseline', 'hog_features', 'thumbnail_features', 'realness_accuracy']
 
 # %% ../../nbs/1_realfaces/13_metrics.ipynb #cc2ae578
 import numpy as np
@@ -157,6 +157,15 @@ def expression_amplitude(driving_lms, output_lms, driving_size, output_size):
         raise ValueError(f"sequences differ in length: {len(driving_lms)} vs {len(output_lms)}")
     d, o = expression_measures(driving_lms, driving_size), expression_measures(output_lms, output_size)
     return {k: float(np.std(o[k]) / np.std(d[k])) if np.std(d[k]) > 1e-12 else float('nan') for k in d}
+
+def motion_snr(x):
+    """Spread of a slowly moving per-frame measure over its frame-to-frame noise: std(x) / (std(Δ²x) / √6)
+    (about 1 for white noise, where the noise std is std(Δ²x) / √6; NaN under 4 frames)."""
+    x = np.asarray(x, np.float64)
+    if len(x) < 4: return float('nan')
+    noise = np.std(np.diff(x, 2)) / np.sqrt(6)
+    return float(np.std(x) / noise) if noise > 1e-12 else float('inf')
+
 
 # %% ../../nbs/1_realfaces/13_metrics.ipynb #7de07287
 def temporal_jitter(lms_seq, sigma=2.0):

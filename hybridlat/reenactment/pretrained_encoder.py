@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['EVAL_SOURCES', 'FIT_COLUMNS', 'pretrained_encoder_facts', 'encoder_from_run', 'encoder_history', 'encoder_run_facts',
            'source_paths', 'cross_pairs', 'encoder_quality', 'measure_both', 'remeasure_encoder', 'export_encoder',
-           'quality_tables', 'fit_comparison', 'encoder_card', 'build_parser', 'main']
+           'yaw_note', 'quality_tables', 'fit_comparison', 'encoder_card', 'build_parser', 'main']
 
 # %% ../../nbs/4_reenactment/44_pretrained_encoder.ipynb #cfb16096
 import argparse, functools, json, os, sys, time
@@ -231,6 +231,7 @@ _COLS = dict(
         'r_eyes',
         'r_yaw',
         'a_yaw',
+        'snr_yaw',
         'r_pitch',
         'jitter',
     ],
@@ -245,10 +246,21 @@ _COLS = dict(
         'r_eyes',
         'r_yaw',
         'a_yaw',
+        'snr_yaw',
         'r_pitch',
         'jitter',
     ],
 )
+
+def yaw_note(q):
+    "One line: cross yaw r where the driver's head turns and where it is still ('' without `snr_yaw`)."
+    from hybridlat.reenactment.reenact import yaw_by_driver_motion
+    if not all('snr_yaw' in r for r in q['cross']): return ''
+    by = yaw_by_driver_motion(q['cross'])
+    return (f"Cross yaw r where the driver's head turns (yaw SNR ≥ 2, `13_metrics.motion_snr`): "
+            f"{by['turning'][0]:.3f} over {by['turning'][1]} pairs; where it is still: "
+            f"{by['still'][0]:.3f} over {by['still'][1]} pairs (there dlib's yaw is mostly its own "
+            "frame-to-frame noise).")
 
 def quality_tables(q):
     "Markdown: self and cross tables (with means), the kit's targets, the speed table."
@@ -257,25 +269,25 @@ def quality_tables(q):
     steps = q['settings'].get('refine_steps', 0)
     how = (f"W_ID fitted to each source for {steps} steps (`refine_identity`, `reenact`'s default)" if steps
            else "the encoder's W_ID as it is, no fitting")
-    return '\n\n'.join(
-        [
-            f"Self-re-enactment (each held-out clip drives its first frame; {q['settings']['max_frames']} "
-            f"frames at "
-            f"{q['settings']['fps']} fps; {how}):",
-            markdown_table(s + [_mean_row(s, 'mean')]),
-            'Cross-identity (held-out faces driven by the held-out clips; `source_rank`: where '
-            'the source ranks '
-            f"among the {q['settings'].get('gallery', 'n/a')} gallery faces nearest to the "
-            f"output by HOG and colour, "
-            '1 best, a measure no training loss '
-            'sees):',
-            markdown_table(c + [_mean_row(c, 'mean')]),
-            "The kit's cross-identity targets (its own, not numbers from the paper):",
-            markdown_table(q['targets']),
-            f"Speed on {q.get('machine', 'this machine')} ({q['settings']['bench_frames']} frames):",
-            markdown_table(q['speed']),
-        ]
-    )
+    parts = [
+        f"Self-re-enactment (each held-out clip drives its first frame; {q['settings']['max_frames']} "
+        f"frames at "
+        f"{q['settings']['fps']} fps; {how}):",
+        markdown_table(s + [_mean_row(s, 'mean')]),
+        'Cross-identity (held-out faces driven by the held-out clips; `source_rank`: where '
+        'the source ranks '
+        f"among the {q['settings'].get('gallery', 'n/a')} gallery faces nearest to the "
+        f"output by HOG and colour, "
+        '1 best, a measure no training loss '
+        'sees):',
+        markdown_table(c + [_mean_row(c, 'mean')]),
+        "The kit's cross-identity targets (its own, not numbers from the paper):",
+        markdown_table(q['targets']),
+        yaw_note(q),
+        f"Speed on {q.get('machine', 'this machine')} ({q['settings']['bench_frames']} frames):",
+        markdown_table(q['speed']),
+    ]
+    return '\n\n'.join(p for p in parts if p)
 
 FIT_COLUMNS = dict(cross=['id_dist', 'source_rank', 'r_mouth', 'a_mouth', 'r_yaw', 'a_yaw'],
                    self=['psnr', 'lm_dist', 'id_dist', 'r_mouth', 'a_mouth'])

@@ -12,7 +12,7 @@ __all__ = ['VIDEO_SUFFIXES', 'EDIT_LIMIT', 'REFINE_LIMIT', 'MOTION_SCALE_LIMIT',
            'luminance', 'edge_bands', 'seam_scores', 'build_reenact_parser', 'check_reenact_args', 'run_reenact',
            'reenact_main', 'crop_landmarks', 'score_frames', 'validation_clips', 'score_result', 'evaluate_self',
            'appearance_features', 'appearance_gallery', 'source_rank', 'evaluate_cross', 'kit_targets',
-           'benchmark_reenact', 'reenact_peak_memory']
+           'yaw_by_driver_motion', 'benchmark_reenact', 'reenact_peak_memory']
 
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #2d7fde58
 import argparse
@@ -60,6 +60,8 @@ from ..training.pretrained import PRETRAINED, load_pretrained, pretrained_path
 from hybridlat.realfaces.metrics import (
     expression_amplitude,
     expression_following,
+    expression_measures,
+    motion_snr,
     hog_features,
     identity_distance,
     l1,
@@ -649,6 +651,7 @@ def score_frames(output, driving, source, driving_landmarks, source_landmarks, s
                    lm_dist=float(landmark_distance(out_lms, drv_lms).mean()))
     row.update({f'r_{k}': v for k, v in expression_following(drv_lms, out_lms, R, R).items()})
     row.update({f'a_{k}': expression_amplitude(drv_lms, out_lms, R, R)[k] for k in ('mouth', 'yaw')})
+    row['snr_yaw'] = motion_snr(expression_measures(drv_lms, R)['yaw'])      # does the driver's head turn?
     row['jitter'] = temporal_jitter(out_lms)
     return row
 
@@ -751,6 +754,13 @@ def kit_targets(cross_rows):
             )
         )
     return rows, markdown_table(rows)
+
+def yaw_by_driver_motion(rows, min_snr=2.0):
+    """Mean yaw r of the rows whose driver turns its head (`snr_yaw` ≥ `min_snr`, `13_metrics.motion_snr`)
+    and of the rest: {'turning': (r, pairs), 'still': (r, pairs)}."""
+    groups = {'turning': [r['r_yaw'] for r in rows if r['snr_yaw'] >= min_snr],
+              'still': [r['r_yaw'] for r in rows if r['snr_yaw'] < min_snr]}
+    return {k: (float(np.nanmean(v)) if v else float('nan'), len(v)) for k, v in groups.items()}
 
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #30616047
 def benchmark_reenact(
