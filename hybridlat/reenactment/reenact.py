@@ -650,7 +650,8 @@ def score_frames(output, driving, source, driving_landmarks, source_landmarks, s
         row.update(l1=l1(output, driving), psnr=psnr(output, driving), ssim=ssim(output, driving),
                    lm_dist=float(landmark_distance(out_lms, drv_lms).mean()))
     row.update({f'r_{k}': v for k, v in expression_following(drv_lms, out_lms, R, R).items()})
-    row.update({f'a_{k}': expression_amplitude(drv_lms, out_lms, R, R)[k] for k in ('mouth', 'yaw')})
+    amplitude = expression_amplitude(drv_lms, out_lms, R, R)                  # once, not once per measure
+    row.update({f'a_{k}': amplitude[k] for k in ('mouth', 'yaw')})
     row['snr_yaw'] = motion_snr(expression_measures(drv_lms, R)['yaw'])      # does the driver's head turn?
     row['jitter'] = temporal_jitter(out_lms)
     return row

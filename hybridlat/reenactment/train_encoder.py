@@ -448,16 +448,18 @@ def refit_motion_directions(G, net=None, n=1500, model='faces128', outside_weigh
     dlib's measure by one sample spread; the measures in `drop` are left out."""
     from hybridlat.reenactment.synthetic_pairs import fit_motion_directions, motion_response
     dirs, info = fit_motion_directions(G, n, progress=progress, return_info=True)
+    raw = {k: expression_direction(G, net, measure=measure, outside_weight=outside_weight, region=region,
+                                   progress=progress) for k, (measure, region) in OPTIMISED.items()}
+    raw_response = motion_response(G, raw)                      # dlib's change on 32 held-out faces
+    ridge_response = motion_response(G, {k: dirs[k] for k in raw})
     optimised = {}
-    for k, (measure, region) in OPTIMISED.items():
-        raw = expression_direction(G, net, measure=measure, outside_weight=outside_weight, region=region,
-                                   progress=progress)
-        raw_response = motion_response(G, {k: raw})[k]          # dlib's change on 32 held-out faces
-        if not raw_response > 0:
-            raise ValueError(f"the expression direction does not raise dlib's {k} measure ({raw_response})")
-        optimised[k] = dict(raw_response=raw_response, region=region,
-                            ridge_response_per_unit=motion_response(G, {k: dirs[k]})[k])
-        dirs[k] = {l: v * info['measure_std'][k] / raw_response for l, v in raw.items()}
+    for k, (_, region) in OPTIMISED.items():
+        if not raw_response[k] > 0:
+            raise ValueError(f"the expression direction does not raise dlib's {k} measure "
+                             f"({raw_response[k]})")
+        optimised[k] = dict(raw_response=raw_response[k], region=region,
+                            ridge_response_per_unit=ridge_response[k])
+        dirs[k] = {l: v * info['measure_std'][k] / raw_response[k] for l, v in raw[k].items()}
     for k in drop: dirs.pop(k)
     info.update(
         model=model,
