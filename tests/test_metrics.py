@@ -254,3 +254,10 @@ def test_fd_dlib_real_images(data):
     assert abs(fd_dlib(celeba, celeba)) < 1e-6
     utk = sorted((data / 'faces/utkface').iterdir())[:12]
     assert fd_dlib(celeba, utk, upsample=1) > 0
+
+
+def test_ms_ssim_keeps_its_weights_on_the_images_device():
+    # the 'meta' device stands in for CUDA on a CPU-only machine: any tensor left on the CPU is refused.
+    # A GPU encoder run (session 13) failed here: the scale weights were made on the CPU.
+    a = torch.rand(2, 3, 128, 128, device='meta')
+    assert ms_ssim(a, a, data_range=1.0).device.type == 'meta'

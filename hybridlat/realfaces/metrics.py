@@ -101,7 +101,7 @@ def ms_ssim(a, b, data_range=None, win_size=11, sigma=1.5, weights=MS_SSIM_WEIGH
     n = min(len(weights), int(np.floor(np.log2(min(x.shape[-2:]) / win_size))) + 1)
     if n < 1:
         raise ValueError(f"images of {tuple(x.shape[-2:])} px are smaller than the {win_size}-px SSIM window")
-    w = torch.tensor(weights[:n], dtype=x.dtype) / sum(weights[:n])
+    w = torch.tensor(weights[:n], dtype=x.dtype, device=x.device) / sum(weights[:n])
     vals = []
     for i in range(n):
         s, cs = _ssim_cs(x, y, r, win_size, sigma)
