@@ -46,7 +46,8 @@ def test_module_runs_and_writes_json(tmp_path):
 
 @pytest.mark.parametrize('args, message', [(['--resolutions', '48'], 'powers of two'),
                                             (['--batches', '0'], '--batches'),
-                                            (['--repeats', '0'], '--repeats')])
+                                            (['--repeats', '0'], '--repeats'),
+                                            (['--device', 'tpu'], '--device')])
 def test_bad_arguments_fail_before_any_work(tmp_path, args, message):
     r = run_bench(*args, tmp_path=tmp_path)
     assert r.returncode == 2 and message in r.stderr and 'GFLOP/s' not in r.stdout
@@ -67,3 +68,18 @@ def test_library_counts_match_flop_counter():
         'torgb',
         'skip_up',
     }
+
+
+def test_no_cuda_gpu_fails_in_one_line(tmp_path):
+    import torch
+    if torch.cuda.is_available(): pytest.skip('this machine has a CUDA GPU')
+    r = run_bench('--device', 'cuda', tmp_path=tmp_path)
+    assert r.returncode == 2 and 'no CUDA GPU' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_every_timed_tensor_is_on_the_benchmarked_device():
+    # the 'meta' device stands in for a GPU on a CPU-only machine: a tensor left on the CPU is refused there
+    from hybridlat.bench import run_benchmark
+    res = run_benchmark(resolutions=(16,), batches=(2,), repeats=1, small=False, mm_size=32, progress=False,
+                        device='meta')
+    assert res['device'] == 'meta' and [r['batch'] for r in res['rows']] == [2]
