@@ -262,6 +262,8 @@ def parse_args(argv=None):
         raise ValueError(f"--device: 'cpu', 'cuda' or 'cuda:N', got {args.device!r}")
     if kind == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: torch sees no CUDA GPU on this machine")
+    if kind == 'cuda' and (torch.device(args.device).index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     return args
 
 def main(argv=None):
