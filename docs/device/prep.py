@@ -19,6 +19,9 @@ def main():
         torch.save(D, "data/faces128_D.pt")
         E = torch.load(b / "E16.pt", map_location="cpu", weights_only=False)
         E["state_dict"] = half_back(E["state_dict"])
+        # w_avg is a copy of G's, not a trained weight: float16 rounded it (the kit warns on a mismatch)
+        G = torch.load(b / "G.pt", map_location="cpu", weights_only=False)["state_dict"]
+        E["state_dict"]["w_avg"] = G["mapping.w_avg"].clone()
         torch.save(E, R / "encoder_init.pt")
         print("prep: G, D, encoder init rebuilt")
     a = R / "a"
