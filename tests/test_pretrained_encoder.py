@@ -25,7 +25,7 @@ need_data = pytest.mark.skipif(not (DATA / 'videos').is_dir(), reason=f'shared d
 def test_shipped_encoder_fits_the_shipped_generator(G):
     import warnings
     with warnings.catch_warnings():
-        warnings.simplefilter('error')            # e.g. a w_avg rounded on its way (session 13's float16 copy)
+        warnings.simplefilter('error')            # e.g. a w_avg rounded on its way (session 13)
         E = load_pretrained_encoder('faces128', G)
     check_encoder_fits(E, G)
     facts = pretrained_encoder_facts()
