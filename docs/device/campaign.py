@@ -3,6 +3,7 @@ snapshots of both go to $OUT as they come (fp16), logs at the end. Usage: campai
 
 import json, os, subprocess, sys, tarfile, time, traceback, torch
 from pathlib import Path
+from recipes import ENC_RECIPE, GAN_ARCH, toy_gan
 
 T0, SPAN = time.time(), float(sys.argv[1])
 OUT, RUN = Path(os.environ.get("OUT", "/tmp/out")), Path(".gpu/run")
@@ -16,116 +17,27 @@ def say(*a):
 
 
 subprocess.run([py, ".gpu/bin/prep.py"], check=True)
-VAL = (
-    "dreamtalk_mead_W009_front_happy_level3_001,dreamtalk_mead_W009_front_surprised_level3_001,"
-    "lia_vox_driving2,liveportrait_d6,sadtalker_WDA_KatieHill_000"
-)
-GAN = [
-    "--data",
-    ".gpu/a/faces128.zip",
-    "--out",
-    str(RUN / "gan"),
-    "--resume",
-    ".gpu/train_resume.pt",
-    "--resolution",
-    "128",
-    "--batch",
-    os.environ.get("GAN_BATCH", "64"),
-    "--kimg",
-    "100000",
-    "--channel-base",
-    "2048",
-    "--channel-max",
-    "256",
-    "--augment",
-    "",
-    "--pl-weight",
-    "0",
-    "--r1-gamma",
-    "0.2",
-    "--no-amp",
-    "--workers",
-    "5",
-    "--sample-every",
-    "2000",
-    "--ckpt-every",
-    os.environ.get("GAN_CKPT", "500"),
-    "--no-progress",
-]
-ENC = [
-    "--faces",
-    os.environ.get("ENC_FACES", ".gpu/a/faces128.zip"),
-    "--clips",
-    ".gpu/b/clips128.zip",
-    "--out",
-    str(RUN / "enc"),
-    "--gan",
-    "faces128",
-    "--init",
-    ".gpu/encoder_init.pt",
-    "--batch",
-    os.environ.get("ENC_BATCH", "32"),
-    "--steps",
-    "1000000",
-    "--lr",
-    "1e-4",
-    "--workers",
-    "4",
-    "--no-progress",
-    "--sample-every",
-    "500",
-    "--ckpt-every",
-    os.environ.get("ENC_CKPT", "100"),
-    "--synthetic",
-    os.environ.get("ENC_BATCH", "32"),
-    "--synthetic-kind",
-    "cross",
-    "--face-id-weight",
-    "1.0",
-    "--mouth-weight",
-    "1.0",
-    "--val-clips",
-    VAL,
-]
-run_enc = Path(".gpu/state/enc_ok").is_file() or os.environ.get("FORCE_ENC")
-SMOKE = [
-    "--data",
-    "toy",
-    "--out",
-    str(RUN / "gan"),
-    "--resolution",
-    "128",
-    "--batch",
-    "64",
-    "--steps",
-    "40",
-    "--channel-base",
-    "2048",
-    "--channel-max",
-    "256",
-    "--augment",
-    "",
-    "--pl-weight",
-    "0",
-    "--amp",
-    "--workers",
-    "2",
-    "--sample-every",
-    "1000",
-    "--ckpt-every",
-    "1000",
-    "--no-progress",
-]
-GAN = GAN if os.environ.get("RUN_GAN", "1") == "1" else SMOKE
-procs = {
-    "gan": subprocess.Popen(
-        [py, ".gpu/bin/gan_main.py", *GAN], stdout=open(RUN / "gan.log", "w"), stderr=subprocess.STDOUT
-    )
-}
-if run_enc:
-    procs["enc"] = subprocess.Popen(
-        [py, ".gpu/bin/enc_main.py", *ENC], stdout=open(RUN / "enc.log", "w"), stderr=subprocess.STDOUT
-    )
+
+env = os.environ.get
+GAN = ["--data", ".gpu/a/faces128.zip", "--out", str(RUN / "gan"), "--resume", ".gpu/train_resume.pt",
+       "--batch", env("GAN_BATCH", "64"), "--kimg", "100000", "--r1-gamma", "0.2", "--no-amp",
+       "--workers", "5", "--sample-every", "2000", "--ckpt-every", env("GAN_CKPT", "500"), *GAN_ARCH]
+ENC = ["--faces", env("ENC_FACES", ".gpu/a/faces128.zip"), "--clips", ".gpu/b/clips128.zip",
+       "--out", str(RUN / "enc"), "--gan", "faces128", "--init", ".gpu/encoder_init.pt",
+       "--batch", env("ENC_BATCH", "32"), "--synthetic", env("ENC_BATCH", "32"), "--steps", "1000000",
+       "--lr", "1e-4", "--workers", "4", "--sample-every", "500", "--ckpt-every", env("ENC_CKPT", "100"),
+       *ENC_RECIPE]
+run_enc = Path(".gpu/state/enc_ok").is_file() or env("FORCE_ENC")
+TOY = env("RUN_GAN", "1") != "1"  # then only a 40-step bf16 smoke of the GAN loop on toy data
+GAN = toy_gan(RUN / "gan", 40) if TOY else GAN
+
+
+def start(script, args, log):
+    return subprocess.Popen([py, script, *args], stdout=open(RUN / log, "w"), stderr=subprocess.STDOUT)
+
+
+procs = {"gan": start(".gpu/bin/gan_main.py", GAN, "gan.log")}
+if run_enc: procs["enc"] = start(".gpu/bin/enc_main.py", ENC, "enc.log")
 (RUN / "commands.json").write_text(json.dumps({"gan": GAN, "enc": ENC if run_enc else None}, indent=1))
 say("started", list(procs))
 
@@ -174,7 +86,7 @@ def enc_snapshot(name):
 
 
 plan = [(SPAN / 3, "gan", "a"), (SPAN / 2, "enc", "a"), (2 * SPAN / 3, "gan", "b")]
-if GAN is SMOKE:
+if TOY:
     plan = [p for p in plan if p[1] == "enc"]
 smi, seen = open(RUN / "smi.csv", "w"), set()
 try:
@@ -216,7 +128,7 @@ for p in procs.values():
 for p in procs.values():
     p.wait()
 say("stopped")
-for fn in ([] if GAN is SMOKE else [lambda: gan_snapshot("final", full=True)]) + [
+for fn in ([] if TOY else [lambda: gan_snapshot("final", full=True)]) + [
     lambda: enc_snapshot("final")
 ]:
     try:

@@ -10,27 +10,25 @@ def half_back(sd):
     return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
 
 
+def load(path): return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def main():
-    b = R / "b"
-    if (b / "G.pt").is_file():
-        shutil.copy(b / "G.pt", "data/faces128.pt")
-        D = torch.load(b / "D16.pt", map_location="cpu", weights_only=False)
-        D["state_dict"] = half_back(D["state_dict"])
-        torch.save(D, "data/faces128_D.pt")
-        E = torch.load(b / "E16.pt", map_location="cpu", weights_only=False)
-        E["state_dict"] = half_back(E["state_dict"])
-        # w_avg is a copy of G's, not a trained weight: float16 rounded it (the kit warns on a mismatch)
-        G = torch.load(b / "G.pt", map_location="cpu", weights_only=False)["state_dict"]
-        E["state_dict"]["w_avg"] = G["mapping.w_avg"].clone()
-        torch.save(E, R / "encoder_init.pt")
-        print("prep: G, D, encoder init rebuilt")
-    a = R / "a"
-    if (a / "train_skel.pt").is_file() and (b / "G.pt").is_file():
-        skel = torch.load(a / "train_skel.pt", map_location="cpu", weights_only=False)
-        G = torch.load(b / "G.pt", map_location="cpu", weights_only=False)["state_dict"]
-        D = torch.load(b / "D16.pt", map_location="cpu", weights_only=False)["state_dict"]
-        skel["G_ema"] = {k: v.half() if v.is_floating_point() else v for k, v in G.items()}
-        skel["D"] = D
+    a, b = R / "a", R / "b"
+    if not (b / "G.pt").is_file(): return
+    G, D16 = load(b / "G.pt"), load(b / "D16.pt")
+    shutil.copy(b / "G.pt", "data/faces128.pt")  # exact: the motion file checks its fingerprint
+    torch.save(D16 | {"state_dict": half_back(D16["state_dict"])}, "data/faces128_D.pt")
+    E = load(b / "E16.pt")
+    E["state_dict"] = half_back(E["state_dict"])
+    # w_avg is a copy of G's, not a trained weight: float16 rounded it (the kit warns on a mismatch)
+    E["state_dict"]["w_avg"] = G["state_dict"]["mapping.w_avg"].clone()
+    torch.save(E, R / "encoder_init.pt")
+    print("prep: G, D, encoder init rebuilt")
+    if (a / "train_skel.pt").is_file():
+        skel = load(a / "train_skel.pt")
+        skel["G_ema"] = {k: v.half() if v.is_floating_point() else v for k, v in G["state_dict"].items()}
+        skel["D"] = D16["state_dict"]
         torch.save(skel, R / "train_resume.pt")
         print("prep: campaign checkpoint rebuilt, step", skel["step"])
 
