@@ -19,6 +19,7 @@ from hybridlat.realfaces.metrics import (
     landmark_distance,
     ms_ssim,
     motion_snr,
+    attainable_r,
     pearson,
     psnr,
     ssim,
@@ -195,6 +196,20 @@ def test_motion_snr_separates_a_turn_from_noise():
     turn = 5 * np.sin(2 * np.pi * 0.3 * t)
     assert motion_snr(turn + rng.normal(0, 1, 40)) > 3 > motion_snr(0.5 * turn + rng.normal(0, 1, 40))
     assert np.isnan(motion_snr([1, 2, 3])) and motion_snr(np.ones(10)) == float('inf')
+
+
+def test_attainable_r_is_the_correlation_of_a_perfect_noisy_copy():
+    np.testing.assert_allclose(attainable_r([0.5, 1.0, 2.0, np.inf]), [0, 0, 0.75, 1])
+    t = np.arange(60) / 10
+    for amplitude in (1.0, 3.0):                  # driver and a perfect copy, each read with unit noise
+        snr, r = [], []
+        for seed in range(300):
+            rng = np.random.default_rng(seed)
+            true = amplitude * np.sin(2 * np.pi * 0.2 * t)
+            driver, copy = true + rng.normal(0, 1, 60), true + rng.normal(0, 1, 60)
+            snr.append(motion_snr(driver))
+            r.append(np.corrcoef(driver, copy)[0, 1])
+        assert np.mean(r) == pytest.approx(attainable_r(snr).mean(), abs=0.05)
 
 
 def test_expression_following():

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['MS_SSIM_WEIGHTS', 'l1', 'psnr', 'gaussian_window', 'ssim', 'ms_ssim', 'identity_distance', 'identity_similarity',
            'landmark_distance', 'pearson', 'expression_measures', 'expression_following', 'expression_amplitude',
-           'motion_snr', 'temporal_jitter', 'detection_rate', 'frechet_distance', 'descriptor_stats', 'fd_dlib',
-           'fd_dlib_baseline', 'hog_features', 'thumbnail_features', 'realness_accuracy']
+           'motion_snr', 'attainable_r', 'temporal_jitter', 'detection_rate', 'frechet_distance', 'descriptor_stats',
+           'fd_dlib', 'fd_dlib_baseline', 'hog_features', 'thumbnail_features', 'realness_accuracy']
 
 # %% ../../nbs/1_realfaces/13_metrics.ipynb #cc2ae578
 import numpy as np
@@ -166,6 +166,13 @@ def motion_snr(x):
     noise = np.std(np.diff(x, 2)) / np.sqrt(6)
     return float(np.std(x) / noise) if noise > 1e-12 else float('inf')
 
+
+# %% ../../nbs/1_realfaces/13_metrics.ipynb #5e1c7a04
+def attainable_r(snr):
+    """Highest correlation a perfect copy of a motion can show with its driver when both readings carry
+    independent noise of the driver's size: (SNR² − 1) / SNR², 0 at or below SNR 1 (`motion_snr`)."""
+    snr = np.asarray(snr, np.float64)
+    return np.where(snr > 1, 1 - 1 / np.maximum(snr, 1) ** 2, 0.0)
 
 # %% ../../nbs/1_realfaces/13_metrics.ipynb #7de07287
 def temporal_jitter(lms_seq, sigma=2.0):
