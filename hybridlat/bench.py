@@ -14,6 +14,7 @@ from fastcore.imports import IN_NOTEBOOK
 from tqdm.auto import tqdm
 from .stylegan2.generator import Generator, config_f_kwargs, small_generator_kwargs, count_parameters
 from .images import atomic_path
+from .commands import check_device
 from .stylegan2.resample import PHASES_MIN_PIXELS
 from .stylegan2.synthesis import SynthesisLayer
 
@@ -256,14 +257,7 @@ def parse_args(argv=None):
         raise ValueError(f"--batches: positive batch sizes, got {args.batches}")
     if args.repeats < 1: raise ValueError(f"--repeats: at least 1, got {args.repeats}")
     if args.training_steps < 0: raise ValueError(f"--training-steps: 0 or more, got {args.training_steps}")
-    try: kind = torch.device(args.device).type
-    except RuntimeError: kind = None
-    if kind not in ('cpu', 'cuda'):
-        raise ValueError(f"--device: 'cpu', 'cuda' or 'cuda:N', got {args.device!r}")
-    if kind == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: torch sees no CUDA GPU on this machine")
-    if kind == 'cuda' and (torch.device(args.device).index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    check_device(args.device)
     return args
 
 def main(argv=None):

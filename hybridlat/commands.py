@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['EXTRA_OF_MODULE', 'PACKAGE_OF_MODULE', 'PARTS', 'REFINE_STEPS', 'HelpFormatter', 'add_command', 'required_group',
            'source_checkout', 'install_command', 'missing_module_message', 'missing_modules', 'missing_module',
-           'module_path', 'add_demo_arguments', 'add_reenact_arguments']
+           'module_path', 'check_device', 'add_demo_arguments', 'add_reenact_arguments']
 
 # %% ../nbs/00b_commands.ipynb #90526357
 import argparse
@@ -89,6 +89,19 @@ def module_path(name):
     if head != 'hybridlat' or part is None: return name
     return '.'.join(['hybridlat', part, module] + ([tail] if tail else []))
 
+# %% ../nbs/00b_commands.ipynb #c4e1d2a1
+def check_device(device, option='--device'):
+    "`device` ('cpu', 'cuda' or 'cuda:N') if this machine has it, else one clear `ValueError` naming `option`"
+    import torch
+    try: kind = torch.device(device).type
+    except (RuntimeError, TypeError): kind = None
+    if kind not in ('cpu', 'cuda'): raise ValueError(f"{option}: 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if kind == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"{option} {device}: torch sees no CUDA GPU on this machine")
+    if kind == 'cuda' and (torch.device(device).index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
+
 # %% ../nbs/00b_commands.ipynb #f8d9e8b8
 def add_demo_arguments(p):
     "The arguments of `hybridlat demo`, added to `p`."
@@ -121,6 +134,9 @@ def add_reenact_arguments(p):
     p.add_argument('--match-colour', action=argparse.BooleanOptionalAction, default=True,
                    help="match the render's colours to the source frame along the mask's edge")
     p.add_argument('--checkpoint', default=None, help='generator checkpoint (default: the shipped faces128)')
+    p.add_argument('--device', default='cpu',
+                   help="where the networks run: 'cpu', 'cuda' or 'cuda:N' (reading, alignment and "
+                        'pasting stay on the CPU)')
     p.add_argument('--encoder', default=None,
                    help='encoder file written by save_encoder (default: the one shipped for faces128)')
     p.add_argument('--fps', type=float, default=None, help="resample the driving video to this frame rate "

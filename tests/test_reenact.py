@@ -23,6 +23,7 @@ from hybridlat.reenactment.reenact import (
     encode_driving,
     kit_targets,
     yaw_by_driver_motion,
+    attainable_yaw,
     parse_edits,
     paste_frames,
     reenact,
@@ -171,6 +172,11 @@ def test_cli(G, E, tmp_path, capsys):
     assert e.value.code == 2 and "unknown edit 'hair'" in capsys.readouterr().err          # usage error
     with pytest.raises(SystemExit) as e: reenact_main(args[:-3] + ['-1', '--edit', 'age=+1'])
     assert e.value.code == 2 and '--refine must be' in capsys.readouterr().err
+    absent = ['tpu'] + ([] if torch.cuda.is_available() else ['cuda'])   # cuda: refused where there is none
+    for device in absent:
+        with pytest.raises(SystemExit) as e: reenact_main(args + ['--device', device])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and '--device' in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / 'cli.mp4').with_name('x.mp4').exists()
     with pytest.raises(SystemExit) as e:
         reenact_main(
@@ -237,6 +243,10 @@ def test_yaw_by_driver_motion_splits_pairs_by_the_drivers_yaw_snr():
     by = yaw_by_driver_motion(rows)
     assert by['turning'] == (pytest.approx(0.8), 2) and by['still'] == (pytest.approx(0.2), 2)
     assert yaw_by_driver_motion(rows, min_snr=5)['turning'][1] == 0
+    best = attainable_yaw(rows)                  # (SNR² − 1) / SNR² per pair: 8/9, 0.306, 0.75, 0.723
+    assert best['turning'] == pytest.approx((8 / 9 + 0.75) / 2)
+    assert best['still'] == pytest.approx((1 - 1 / 1.44 + 1 - 1 / 3.61) / 2)
+    assert best['all'] == pytest.approx((best['turning'] + best['still']) / 2)
 
 
 def test_validation_clips():
@@ -274,3 +284,24 @@ def test_refine_identity(G, E):
     assert all(p.grad is None for p in trainable.parameters())                  # fitting W_ID leaves G alone
     with_id = refine_identity(G, w, src, s_src, steps=2, loss=loss, identity_weight=1.0)
     assert not torch.equal(with_id, refine_identity(G, w, src, s_src, steps=2, loss=loss))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_model_stages_run_on_the_generators_device(G, E):
+    # encode, fit and render on the GPU; S_F comes back to the CPU for smoothing; the renders match the CPU's
+    import copy
+    Gc, Ec = copy.deepcopy(G).to('cuda'), copy.deepcopy(E).to('cuda')
+    frame = load_image(PORTRAIT)
+    crop = align_face(frame, face_landmarks(frame), 128).image
+    s_f = encode_driving(Ec, crop[None].repeat(3, 0), batch_size=2)
+    assert all(v.device.type == 'cpu' for v in s_f.values())
+    src = from_uint8(crop[None])
+    with torch.no_grad(): w, s_src = Ec.encode_identity(src.cuda()), Ec.encode_deformation(src.cuda())
+    fitted = refine_identity(Gc, w, src, s_src, steps=3)
+    assert fitted.device.type == 'cuda'
+    on_gpu = render_frames(Gc, fitted, s_f).astype(int)
+    on_cpu = render_frames(G, fitted.cpu(), s_f).astype(int)
+    assert np.abs(on_gpu - on_cpu).mean() < 2
+    res = reenact(CLIP, CLIP, G=Gc, encoder=Ec, max_frames=3, paste_back=False, progress=False,
+                  refine_steps=2)
+    assert res.crops.shape == (3, 128, 128, 3)

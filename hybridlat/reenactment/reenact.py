@@ -6,13 +6,13 @@
 __all__ = ['VIDEO_SUFFIXES', 'EDIT_LIMIT', 'REFINE_LIMIT', 'MOTION_SCALE_LIMIT', 'STAGES', 'PASTE_BYTES', 'MAX_FPS',
            'KIT_TARGETS', 'read_source', 'read_driving', 'driving_frames', 'driving_length', 'driving_rate',
            'align_source', 'align_driving', 'align_driving_stream', 'check_edits', 'edit_identity', 'smooth_styles',
-           'hold_missing', 'encode_driving', 'render_frames', 'paste_frames', 'default_refine_loss',
+           'hold_missing', 'module_device', 'encode_driving', 'render_frames', 'paste_frames', 'default_refine_loss',
            'check_refine_steps', 'refine_identity', 'check_motion_scale', 'scale_motion', 'ReenactResult',
            'load_pretrained_encoder', 'default_encoder', 'check_reenact_options', 'reenact', 'reenact_grid',
            'luminance', 'edge_bands', 'seam_scores', 'build_reenact_parser', 'check_reenact_args', 'run_reenact',
            'reenact_main', 'crop_landmarks', 'score_frames', 'validation_clips', 'score_result', 'evaluate_self',
            'appearance_features', 'appearance_gallery', 'source_rank', 'evaluate_cross', 'kit_targets',
-           'yaw_by_driver_motion', 'benchmark_reenact', 'reenact_peak_memory']
+           'yaw_by_driver_motion', 'attainable_yaw', 'benchmark_reenact', 'reenact_peak_memory']
 
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #2d7fde58
 import argparse
@@ -34,7 +34,8 @@ from ..realfaces.datasets import HELD_OUT_CLIPS
 from ..explore.edits import apply_edits, load_directions, parse_edits
 from ..explore.inversion import ReconstructionLoss, project
 from ..stylegan2.checkpoints import CheckpointError
-from ..commands import REFINE_STEPS, HelpFormatter, add_reenact_arguments, required_group
+from ..commands import (REFINE_STEPS, HelpFormatter, add_reenact_arguments, check_device,
+                                required_group)
 from .encoder import HybridEncoder, check_encoder_fits, load_encoder, render_hybrid
 from hybridlat.realfaces.faces import (
     NoFaceError,
@@ -58,6 +59,7 @@ from ..images import UsageError, check_output_path, from_uint8, image_grid, save
 from ..stylegan2.latents import generator_fingerprint, markdown_table
 from ..training.pretrained import PRETRAINED, load_pretrained, pretrained_path
 from hybridlat.realfaces.metrics import (
+    attainable_r,
     expression_amplitude,
     expression_following,
     expression_measures,
@@ -197,22 +199,28 @@ def _eval(module):
     try: yield module
     finally: module.train(was)
 
+def module_device(module):
+    "The device of a module's first parameter (where its inputs must go)."
+    return next(module.parameters()).device
+
 @torch.no_grad()
 def encode_driving(encoder, crops, batch_size=16, progress=False):
-    "S_F {layer: [T, C]} of aligned driving crops [T, R, R, 3] uint8, in batches."
+    """S_F {layer: [T, C]} on the CPU of aligned driving crops [T, R, R, 3] uint8, encoded in batches on the
+    encoder's device."""
+    dev = module_device(encoder)
     with _eval(encoder):
-        parts = [encoder.encode_deformation(from_uint8(crops[i:i + batch_size]))
+        parts = [encoder.encode_deformation(from_uint8(crops[i:i + batch_size]).to(dev))
                  for i in tqdm(range(0, len(crops), batch_size), 'encode', disable=not progress, leave=False)]
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return {k: torch.cat([p[k].cpu() for p in parts]) for k in parts[0]}
 
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #28aa6e17
 @torch.no_grad()
 def render_frames(G, w_id, s_f, batch_size=16, progress=False):
-    "Rendered crops [T, R, R, 3] uint8 of W_ID [1, num_ws, w_dim] with each frame's S_F."
-    T = len(next(iter(s_f.values())))
-    out = []
+    "Rendered crops [T, R, R, 3] uint8 of W_ID [1, num_ws, w_dim] with each frame's S_F, on G's device."
+    T, dev = len(next(iter(s_f.values()))), module_device(G)
+    out, w_id = [], w_id.to(dev)
     for i in tqdm(range(0, T, batch_size), 'render', disable=not progress, leave=False):
-        s = {k: v[i:i + batch_size] for k, v in s_f.items()}
+        s = {k: v[i:i + batch_size].to(dev) for k, v in s_f.items()}
         out.append(to_uint8(render_hybrid(G, w_id.expand(len(next(iter(s.values()))), -1, -1), s)))
     return np.concatenate(out)
 
@@ -248,14 +256,15 @@ def paste_frames(frame, crops, aligned, batch_size=16, feather=None, progress=Fa
 # REFINE_STEPS (100, from `commands`, beside the command line's other defaults): ≈ 15 s on one core at 128²
 REFINE_LIMIT = 5000
 
-@functools.lru_cache(maxsize=1)
-def _shipped_discriminator():
+@functools.lru_cache(maxsize=2)
+def _shipped_discriminator(device='cpu'):
     from hybridlat.training.pretrained import load_discriminator
-    return load_discriminator('faces128')
+    return load_discriminator('faces128').to(device)
 
-def default_refine_loss(resolution):
-    "`ReconstructionLoss` with the shipped faces128 discriminator's features at 128², none elsewhere."
-    D = _shipped_discriminator() if resolution == PRETRAINED['faces128']['resolution'] else None
+def default_refine_loss(resolution, device='cpu'):
+    """`ReconstructionLoss` with the shipped faces128 discriminator's features (on `device`) at 128², none
+    elsewhere."""
+    D = _shipped_discriminator(str(device)) if resolution == PRETRAINED['faces128']['resolution'] else None
     return ReconstructionLoss(discriminator=D)
 
 def check_refine_steps(steps):
@@ -275,16 +284,18 @@ def refine_identity(
     identity_weight=0.0,  # weight of 1 − cosine of dlib descriptors (the yardstick: off by default)
     progress=False,
 ):
-    "W_ID fitted so that G renders A(W_ID) + S_F(source) like `source`: [1, num_ws, w_dim], no grad."
+    "W_ID fitted so that G renders A(W_ID) + S_F(source) like `source`: [1, num_ws, w_dim] on G's device."
     check_refine_steps(steps)
     if steps == 0: return w_id
     assert w_id.shape == (1, G.num_ws, G.w_dim) and source.shape[-1] == G.img_resolution
-    loss = loss or default_refine_loss(G.img_resolution)
+    dev = module_device(G)
+    w_id, source = w_id.to(dev), source.to(dev)
+    loss = loss or default_refine_loss(G.img_resolution, dev)
     if identity_weight:
         base = loss
         loss = lambda images, target: base(images, target) + identity_weight * identity_distance_loss(
             images, target).mean()
-    s_f = None if s_f is None else {k: v.detach() for k, v in s_f.items()}
+    s_f = None if s_f is None else {k: v.detach().to(dev) for k, v in s_f.items()}
     try: inv = project(G, source, 'W+', steps, lr, loss, init=w_id, progress=progress, offset=s_f)
     except FloatingPointError as e: raise FloatingPointError(f"fitting the source: {e}") from None
     return inv.latent
@@ -358,12 +369,12 @@ def load_pretrained_encoder(name='faces128', G=None, device='cpu'):
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #46b73bf3
 def default_encoder(G, encoder=None):
     """`encoder` as given or loaded from a path; None → the encoder shipped for the shipped generator, if
-    `G` is it."""
-    if isinstance(encoder, (str, Path)): return load_encoder(encoder, G=G)
+    `G` is it; a loaded one goes to G's device."""
+    if isinstance(encoder, (str, Path)): return load_encoder(encoder, G=G).to(module_device(G))
     if isinstance(encoder, HybridEncoder): return check_encoder_fits(encoder, G)
     if encoder is not None: return encoder
     try:
-        return load_pretrained_encoder('faces128', G)
+        return load_pretrained_encoder('faces128', G, device=module_device(G))
     except CheckpointError as e:
         raise ValueError(
             f"no encoder given, and the shipped one does not fit this generator ({e}): pass encoder= / "
@@ -459,7 +470,7 @@ def reenact(
         detected, drv_crops = np.array([a.detected for a in drv_al]), np.stack([a.image for a in drv_al])
     tm['align'] -= tm['read'] - t_read                                   # decoding is counted as reading
     with _timed(tm, 'encode'):
-        src = from_uint8(src_al.image[None])                                           # [1, 3, R, R]
+        src = from_uint8(src_al.image[None]).to(module_device(encoder))                # [1, 3, R, R]
         with torch.no_grad(), _eval(encoder):
             w_id = encoder.encode_identity(src)
             s_src = encoder.encode_deformation(src) if refine_steps else None      # only the fit needs it
@@ -551,6 +562,8 @@ def check_reenact_args(args):
     directions)."""
     check_reenact_options(args.fps, args.max_frames, refine_steps=getattr(args, 'refine', 0),
                           motion_scale=getattr(args, 'motion_scale', 1.0))
+    try: check_device(getattr(args, 'device', 'cpu'))
+    except ValueError as e: raise UsageError(str(e)) from None
     for option, value in (
         ('source', args.source),
         ('driving video', args.driving),
@@ -580,10 +593,11 @@ def run_reenact(args):
     "Run `hybridlat reenact` from parsed `args`; bad input ends it with one line (exit 2: usage, 1: data)."
     try:
         edits, directions = check_reenact_args(args)
-        G = None
+        device = getattr(args, 'device', 'cpu')
         if args.checkpoint:
             from hybridlat.stylegan2.checkpoints import load_generator
-            G = load_generator(args.checkpoint)
+            G = load_generator(args.checkpoint, device=device)
+        else: G = load_pretrained('faces128', device)
         res = reenact(
             args.source,
             args.driving,
@@ -762,6 +776,13 @@ def yaw_by_driver_motion(rows, min_snr=2.0):
     groups = {'turning': [r['r_yaw'] for r in rows if r['snr_yaw'] >= min_snr],
               'still': [r['r_yaw'] for r in rows if r['snr_yaw'] < min_snr]}
     return {k: (float(np.nanmean(v)) if v else float('nan'), len(v)) for k, v in groups.items()}
+
+def attainable_yaw(rows, min_snr=2.0):
+    """Mean yaw r a perfect copy of each driver's head motion would show (`13_metrics.attainable_r` of
+    `snr_yaw`), over all rows and split as `yaw_by_driver_motion` splits them: {'all', 'turning', 'still'}."""
+    snr = np.array([r['snr_yaw'] for r in rows], np.float64)
+    parts = {'all': snr == snr, 'turning': snr >= min_snr, 'still': snr < min_snr}
+    return {k: float(attainable_r(snr[m]).mean()) if m.any() else float('nan') for k, m in parts.items()}
 
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #30616047
 def benchmark_reenact(
