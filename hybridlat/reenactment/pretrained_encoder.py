@@ -253,14 +253,17 @@ _COLS = dict(
 )
 
 def yaw_note(q):
-    "One line: cross yaw r where the driver's head turns and where it is still ('' without `snr_yaw`)."
-    from hybridlat.reenactment.reenact import yaw_by_driver_motion
+    """Cross yaw r where the driver's head turns and where it is still, and what a perfect copy would score
+    there ('' without `snr_yaw`)."""
+    from hybridlat.reenactment.reenact import attainable_yaw, yaw_by_driver_motion
     if not all('snr_yaw' in r for r in q['cross']): return ''
-    by = yaw_by_driver_motion(q['cross'])
+    by, best = yaw_by_driver_motion(q['cross']), attainable_yaw(q['cross'])
     return (f"Cross yaw r where the driver's head turns (yaw SNR ≥ 2, `13_metrics.motion_snr`): "
             f"{by['turning'][0]:.3f} over {by['turning'][1]} pairs; where it is still: "
             f"{by['still'][0]:.3f} over {by['still'][1]} pairs (there dlib's yaw is mostly its own "
-            "frame-to-frame noise).")
+            "frame-to-frame noise). A perfect copy of each driver's head motion, read by dlib with the "
+            f"same noise, would score about {best['all']:.2f} over all pairs ({best['turning']:.2f} where "
+            f"the head turns, {best['still']:.2f} where it is still; `13_metrics.attainable_r`).")
 
 def quality_tables(q):
     "Markdown: self and cross tables (with means), the kit's targets, the speed table."
