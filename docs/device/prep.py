@@ -24,6 +24,8 @@ def main():
     # w_avg is a copy of G's, not a trained weight: float16 rounded it (the kit warns on a mismatch)
     E["state_dict"]["w_avg"] = G["state_dict"]["mapping.w_avg"].clone()
     torch.save(E, R / "encoder_init.pt")
+    if not Path("data/faces128_encoder.pt").is_file():  # it stayed home: the fp16 copy stands in
+        shutil.copy(R / "encoder_init.pt", "data/faces128_encoder.pt")
     print("prep: G, D, encoder init rebuilt")
     if (a / "train_skel.pt").is_file():
         skel = load(a / "train_skel.pt")
