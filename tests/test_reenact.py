@@ -220,6 +220,10 @@ def test_scores_machinery(self_res):
         float('inf'),
     )
     for k in ('r_mouth', 'r_eyes', 'r_yaw', 'r_pitch'): assert perfect[k] == pytest.approx(1.0, abs=1e-6)
+    assert perfect['psnr_held'] == perfect['psnr_drv_held'] < float('inf')   # a copy: the same first frame
+    held = score_frames(np.repeat(crops[:1], len(crops), 0), crops, crops[0], ref, ref[0])
+    assert held['psnr_held'] == held['psnr_drv_held'] == pytest.approx(np.mean(
+        [10 * np.log10(255 ** 2 / np.mean((crops[0].astype(float) - c) ** 2)) for c in crops[1:]]))
     perm = np.random.default_rng(0).permutation(len(crops))
     shuffled = score_frames(crops[perm], crops, crops[0], ref, ref[0])
     assert np.nanmean([shuffled[k] for k in ('r_mouth', 'r_eyes', 'r_yaw', 'r_pitch')]) < 0.9

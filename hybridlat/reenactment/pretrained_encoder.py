@@ -223,6 +223,8 @@ _COLS = dict(
         'driving',
         'l1',
         'psnr',
+        'psnr_held',
+        'psnr_drv_held',
         'ssim',
         'id_dist',
         'lm_dist',

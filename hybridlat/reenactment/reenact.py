@@ -663,6 +663,9 @@ def score_frames(output, driving, source, driving_landmarks, source_landmarks, s
     if self_reenactment:
         row.update(l1=l1(output, driving), psnr=psnr(output, driving), ssim=ssim(output, driving),
                    lm_dist=float(landmark_distance(out_lms, drv_lms).mean()))
+        if len(output) > 1:  # still baselines on frames 1…: the first frame held for every frame
+            held = lambda first: psnr(np.repeat(first[None], len(output) - 1, 0), driving[1:])
+            row.update(psnr_held=held(output[0]), psnr_drv_held=held(driving[0]))
     row.update({f'r_{k}': v for k, v in expression_following(drv_lms, out_lms, R, R).items()})
     amplitude = expression_amplitude(drv_lms, out_lms, R, R)                  # once, not once per measure
     row.update({f'a_{k}': amplitude[k] for k in ('mouth', 'yaw')})
