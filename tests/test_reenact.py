@@ -251,6 +251,7 @@ def test_yaw_by_driver_motion_splits_pairs_by_the_drivers_yaw_snr():
     assert best['turning'] == pytest.approx((8 / 9 + 0.75) / 2)
     assert best['still'] == pytest.approx((1 - 1 / 1.44 + 1 - 1 / 3.61) / 2)
     assert best['all'] == pytest.approx((best['turning'] + best['still']) / 2)
+    assert attainable_yaw(rows + [dict(r_yaw=0.5, snr_yaw=float('nan'))]) == pytest.approx(best)  # too short
 
 
 def test_validation_clips():

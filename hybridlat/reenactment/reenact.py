@@ -34,8 +34,8 @@ from ..realfaces.datasets import HELD_OUT_CLIPS
 from ..explore.edits import apply_edits, load_directions, parse_edits
 from ..explore.inversion import ReconstructionLoss, project
 from ..stylegan2.checkpoints import CheckpointError
-from ..commands import (REFINE_STEPS, HelpFormatter, add_reenact_arguments, check_device,
-                                required_group)
+from ..commands import REFINE_STEPS, HelpFormatter, add_reenact_arguments, required_group
+from ..commands import check_device
 from .encoder import HybridEncoder, check_encoder_fits, load_encoder, render_hybrid
 from hybridlat.realfaces.faces import (
     NoFaceError,
@@ -784,7 +784,8 @@ def attainable_yaw(rows, min_snr=2.0):
     """Mean yaw r a perfect copy of each driver's head motion would show (`13_metrics.attainable_r` of
     `snr_yaw`), over all rows and split as `yaw_by_driver_motion` splits them: {'all', 'turning', 'still'}."""
     snr = np.array([r['snr_yaw'] for r in rows], np.float64)
-    parts = {'all': snr == snr, 'turning': snr >= min_snr, 'still': snr < min_snr}
+    known = ~np.isnan(snr)                                              # NaN: too few frames to tell
+    parts = {'all': known, 'turning': known & (snr >= min_snr), 'still': known & (snr < min_snr)}
     return {k: float(attainable_r(snr[m]).mean()) if m.any() else float('nan') for k, m in parts.items()}
 
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #30616047
