@@ -5,7 +5,7 @@ $EXTRAS=0: no smoke and bench after them)"""
 
 import json, os, subprocess, sys, tarfile, time, torch
 from pathlib import Path
-from recipes import ENC_RECIPE
+from recipes import ENC_RECIPE, half, sample_gpu, save_atomic
 
 T0, SPAN = time.time(), float(sys.argv[1])
 OUT, RUN = Path(os.environ.get("OUT", "/tmp/out")), Path(".gpu/run")
@@ -40,16 +40,10 @@ for name, extra in ARMS.items():
 say("started", list(procs))
 
 
-def half(sd):
-    return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
-
-
 def snapshot(name, tag):
     ck = torch.load(RUN / name / "checkpoint.pt", map_location="cpu", weights_only=False)
     keep = {k: ck[k] for k in ("config", "E_kwargs", "G_fingerprint", "step", "images_seen", "wall_s")}
-    tmp = OUT / f"enc_{name}_{tag}.tmp"
-    torch.save(keep | {"E": half(ck["E"])}, tmp)
-    os.replace(tmp, OUT / f"enc_{name}_{tag}.pt")
+    save_atomic(keep | {"E": half(ck["E"])}, OUT / f"enc_{name}_{tag}.pt")
     say("wrote", name, tag, ck["step"])
 
 
@@ -62,11 +56,7 @@ while time.time() - T0 < SPAN:
             try: snapshot(n, "mid")
             except Exception as e: say("snapshot failed", n, repr(e))
             mid[n] = True
-    if int(el) % 30 < 5:
-        q = ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader"]
-        try: smi.write(f"{el:.0f}," + subprocess.run(q, capture_output=True, text=True, timeout=10).stdout)
-        except Exception as e: smi.write(f"{el:.0f},{e!r}\n")
-        smi.flush()
+    if int(el) % 30 < 5: sample_gpu(smi, el)
     if all(p.poll() is not None for p in procs.values()): break
 rcs = {n: p.poll() for n, p in procs.items()}
 for p in procs.values():

@@ -3,7 +3,7 @@ snapshots of both go to $OUT as they come (fp16), logs at the end. Usage: campai
 
 import json, os, subprocess, sys, tarfile, time, traceback, torch
 from pathlib import Path
-from recipes import ENC_RECIPE, GAN_ARCH, toy_gan
+from recipes import ENC_RECIPE, GAN_ARCH, half, sample_gpu, save_atomic, toy_gan
 
 T0, SPAN = time.time(), float(sys.argv[1])
 OUT, RUN = Path(os.environ.get("OUT", "/tmp/out")), Path(".gpu/run")
@@ -46,14 +46,8 @@ def load(p):
     return torch.load(p, map_location="cpu", weights_only=False)
 
 
-def half(sd):
-    return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
-
-
 def save(obj, name):
-    tmp = OUT / (name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, OUT / name)
+    save_atomic(obj, OUT / name)
     say("wrote", name, obj.get("step"))
 
 
@@ -101,19 +95,7 @@ try:
                     traceback.print_exc()
                 plan[i] = (None, kind, name)
         if int(el) % 30 < 5:
-            try:
-                smi.write(
-                    f"{el:.0f},"
-                    + subprocess.run(
-                        ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader"],
-                        capture_output=True,
-                        text=True,
-                        timeout=10,
-                    ).stdout
-                )
-                smi.flush()
-            except Exception as e:
-                smi.write(f"{el:.0f},{e!r}\n")
+            sample_gpu(smi, el)
         dead = [k for k, p in procs.items() if p.poll() is not None]
         if set(dead) - seen:
             say("exited early:", {k: procs[k].returncode for k in dead})
