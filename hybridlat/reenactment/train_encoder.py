@@ -35,6 +35,7 @@ from hybridlat.training.train_gan import (
     add_config_flags,
     all_mean,
     append_log,
+    bf16_autocast,
     d_logistic_loss,
     g_nonsaturating_loss,
     init_distributed,
@@ -100,6 +101,9 @@ class EncoderTrainConfig:
     motion_strength: float = config_field(1.0, 'motion pairs: std of each strength, in σ of its direction')
     d_lr: float = config_field(1e-4, 'Adam learning rate of the adversarial D')
     augment: bool = config_field(True, 'random flip and colour jitter, the same for source and driving')
+    amp: bool = config_field(
+        False, 'bf16 autocast of the encoder and generator passes on CUDA (never on CPU; see below why off)'
+    )
     val_clips: str = config_field(
         '2', 'clips held out of training (sample grids): a number (drawn) or comma-separated names'
     )
@@ -223,6 +227,9 @@ class EncoderState:
 
     @property
     def batch_gpu(self): return self.cfg.batch // self.world_size
+    def autocast(self):
+        "bf16 autocast on CUDA when `cfg.amp` (`23_train_gan`); a no-op on CPU."
+        return bf16_autocast(self.device, self.cfg.amp)
 
 def broadcast_modules(world_size, *modules):
     "Copy rank 0's parameters and buffers to every rank."
@@ -515,8 +522,11 @@ def loss_terms(st, src, drv, n_pairs, latents=None, target=None):
     """({name: (value, weight)} of every non-zero term, outputs); `latents`: true (W_ID, S_F) of the last
     items; target = drv if None."""
     c, target = st.cfg, drv if target is None else target
-    w_id, s_f, w_id_d = encode_batch(st.E, src, drv, n_pairs if c.identity_weight else 0)
-    out = render_hybrid(st.G, w_id, s_f)                                    # [N, 3, R, R]
+    with st.autocast():                               # bf16 on CUDA: the two network passes, not the losses
+        w_id, s_f, w_id_d = encode_batch(st.E, src, drv, n_pairs if c.identity_weight else 0)
+        out = render_hybrid(st.G, w_id, s_f)                                # [N, 3, R, R]
+    w_id, w_id_d, out = [None if x is None else x.float() for x in (w_id, w_id_d, out)]
+    s_f = {k: v.float() for k, v in s_f.items()}
     terms = dict(
         l1=(pixel_l1, c.l1_weight),
         l2=(pixel_l2, c.l2_weight),

@@ -138,6 +138,11 @@ def update_ema(G_ema, G, beta):
     for b_ema, b in zip(G_ema.buffers(), G.buffers()): b_ema.copy_(b)
 
 # %% ../../nbs/2_training/23_train_gan.ipynb #32d03085
+def bf16_autocast(device, enabled=True):
+    "bf16 autocast on a CUDA `device` when `enabled`; a no-op elsewhere (training on a CPU stays float32)."
+    on = enabled and torch.device(device).type == 'cuda'
+    return torch.autocast('cuda', dtype=torch.bfloat16) if on else nullcontext()
+
 @dataclass
 class TrainState:
     "Networks, optimisers, counters and placement of a training run."
@@ -158,8 +163,7 @@ class TrainState:
     def batch_gpu(self): return self.cfg.batch // self.world_size
     def autocast(self):
         "bf16 autocast on CUDA when `cfg.amp`; a no-op on CPU."
-        use_bf16 = self.cfg.amp and self.device.type == 'cuda'
-        return torch.autocast('cuda', dtype=torch.bfloat16) if use_bf16 else nullcontext()
+        return bf16_autocast(self.device, self.cfg.amp)
 
     def d_input(self, x):
         "Images [N, 3, R, R] as D wants them: channels-last on CPU (oneDNN's fast layout), unchanged on CUDA."
@@ -505,7 +509,7 @@ if __name__ == '__main__' and '__file__' in globals(): main()
 __all__ = [
     'config_field', 'TrainConfig', 'generator_kwargs', 'discriminator_kwargs', 'd_logistic_loss',
     'g_nonsaturating_loss', 'r1_penalty', 'path_lengths', 'path_length_penalty', 'mix_ws', 'generate',
-    'ema_beta', 'update_ema', 'TrainState', 'make_optimizer', 'check_config', 'build_state',
+    'ema_beta', 'update_ema', 'bf16_autocast', 'TrainState', 'make_optimizer', 'check_config', 'build_state',
     'init_distributed', 'broadcast_networks', 'all_mean', 'step_optimizer', 'phase', 'judge', 'latents',
     'g_step', 'g_reg_step', 'd_step', 'd_reg_step', 'prepare_reals', 'train_step', 'training_speed',
     'ResumableSampler', 'make_loader', 'append_log', 'read_log', 'trim_log', 'save_samples',
