@@ -55,7 +55,7 @@ def E(G):
 @pytest.fixture(scope='module')
 def self_res(G, E):
     return reenact(
-        CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=0, progress=False,
+        CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_seconds=0, progress=False,
         refine_steps=0,
     )
 
@@ -102,17 +102,21 @@ def test_self_reenactment_crops(G, E, self_res):
     assert self_res.w_id.shape == (1, G.num_ws, G.w_dim)
 
 
-def test_smoothing_changes_frames(G, E, self_res):
+def test_smoothing_is_in_seconds(G, E, self_res):
     smooth = reenact(
-        CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=2, progress=False,
+        CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_seconds=0.4, progress=False,
         refine_steps=0,
     )
     k = next(iter(smooth.s_f))
     assert not torch.allclose(smooth.s_f[k], self_res.s_f[k])
+    two_frames = smooth_styles(self_res.s_f, 2.0)                         # 0.4 s at 5 frames a second
+    for k, v in smooth.s_f.items(): assert torch.allclose(v, two_frames[k], atol=1e-6)
+    with pytest.raises(UsageError, match='smooth_seconds'):
+        reenact(CLIP, CLIP, G=G, encoder=E, max_frames=2, progress=False, smooth_seconds=-0.1)
 
 
 def test_motion_scale(G, E, self_res):
-    doubled = reenact(CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_sigma=0,
+    doubled = reenact(CLIP, CLIP, G=G, encoder=E, fps=5, max_frames=6, paste_back=False, smooth_seconds=0,
                       progress=False, refine_steps=0, motion_scale=2.0)
     for k, v in self_res.s_f.items(): assert torch.allclose(doubled.s_f[k], 2 * v)
     assert torch.equal(doubled.w_id, self_res.w_id) and not np.array_equal(doubled.crops, self_res.crops)

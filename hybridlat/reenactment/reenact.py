@@ -164,6 +164,8 @@ def edit_identity(w_id, edits=None, directions=None):
     return apply_edits(w_id, *check_edits(edits, directions))
 
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #a40e02ae
+SMOOTH_SECONDS = 0.04   # σ of `reenact`'s smoothing of S_F over time: one frame at 25 fps
+
 def smooth_styles(s_f, sigma):
     """Each layer of `s_f` ({layer: [T, C]}) Gaussian-smoothed over time with `sigma` frames (0 or None:
     unchanged)."""
@@ -382,16 +384,16 @@ def _default_generator(G):
 PASTE_BYTES = 64 * 2 ** 20      # pasted frames held at once on their way to the writer
 MAX_FPS = 240.0
 
-def check_reenact_options(fps=None, max_frames=None, batch_size=16, smooth_sigma=1.0, refine_steps=0,
-                          motion_scale=1.0):
+def check_reenact_options(fps=None, max_frames=None, batch_size=16, smooth_seconds=SMOOTH_SECONDS,
+                          refine_steps=0, motion_scale=1.0):
     "Raise `UsageError` naming the option for values that cannot work (checked before any work)."
     if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
         raise UsageError(f"--fps must be a number above 0 and at most {MAX_FPS:g}, got {fps:g}")
     if max_frames is not None and max_frames < 1:
         raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
     if batch_size < 1: raise UsageError(f"batch_size must be at least 1, got {batch_size}")
-    if smooth_sigma is not None and not (math.isfinite(smooth_sigma) and smooth_sigma >= 0):
-        raise UsageError(f"smooth_sigma must be a finite number ≥ 0, got {smooth_sigma}")
+    if smooth_seconds is not None and not (math.isfinite(smooth_seconds) and smooth_seconds >= 0):
+        raise UsageError(f"smooth_seconds must be a finite number of seconds ≥ 0, got {smooth_seconds}")
     check_refine_steps(refine_steps)
     check_motion_scale(motion_scale)
 
@@ -426,7 +428,7 @@ def reenact(
     directions=None,
     paste_back=True,
     fps=None,
-    smooth_sigma=1.0,
+    smooth_seconds=SMOOTH_SECONDS,
     max_frames=None,
     batch_size=16,
     audio=False,
@@ -438,7 +440,7 @@ def reenact(
     motion_scale=1.0,
 ):
     "Re-enact the face of `source` (image/video/array) with the motion of `driving` (video/`VideoClip`)."
-    check_reenact_options(fps, max_frames, batch_size, smooth_sigma, refine_steps, motion_scale)   # cheap
+    check_reenact_options(fps, max_frames, batch_size, smooth_seconds, refine_steps, motion_scale)   # cheap
     if out is not None: check_output_path(out, VIDEO_OUT_SUFFIXES, inputs=[source, driving])
     G = _default_generator(G)
     encoder = default_encoder(G, encoder)
@@ -466,7 +468,7 @@ def reenact(
             w_id = encoder.encode_identity(src)
             s_src = encoder.encode_deformation(src) if refine_steps else None      # only the fit needs it
         s_f = hold_missing(encode_driving(encoder, drv_crops, batch_size, progress), detected)
-        s_f = scale_motion(smooth_styles(s_f, smooth_sigma), motion_scale)
+        s_f = scale_motion(smooth_styles(s_f, (smooth_seconds or 0) * rate), motion_scale)   # σ in frames
     with _timed(tm, 'fit'):                                                          # 'Fitting the source'
         w_id = refine_identity(G, w_id, src, s_src, refine_steps, progress=progress)
     w_id = edit_identity(w_id, edits, directions)
@@ -836,15 +838,15 @@ def reenact_peak_memory(args, timeout=3600):
 # The module's public names, kept here because nbdev writes its own `__all__` in lines of up to 120 columns
 # (the house style is 110); `tests/test_style.py` checks that this list is the one nbdev would derive.
 __all__ = [
-    'VIDEO_SUFFIXES', 'EDIT_LIMIT', 'REFINE_LIMIT', 'MOTION_SCALE_LIMIT', 'STAGES', 'PASTE_BYTES',
-    'MAX_FPS', 'KIT_TARGETS', 'read_source', 'read_driving', 'driving_frames', 'driving_length',
-    'driving_rate', 'align_source', 'align_driving', 'align_driving_stream', 'check_edits',
+    'VIDEO_SUFFIXES', 'EDIT_LIMIT', 'SMOOTH_SECONDS', 'REFINE_LIMIT', 'MOTION_SCALE_LIMIT', 'STAGES',
+    'PASTE_BYTES', 'MAX_FPS', 'KIT_TARGETS', 'read_source', 'read_driving', 'driving_frames',
+    'driving_length', 'driving_rate', 'align_source', 'align_driving', 'align_driving_stream', 'check_edits',
     'edit_identity', 'smooth_styles', 'hold_missing', 'module_device', 'encode_driving', 'render_frames',
     'paste_frames', 'default_refine_loss', 'check_refine_steps', 'refine_identity', 'check_motion_scale',
-    'scale_motion', 'ReenactResult', 'load_pretrained_encoder', 'default_encoder',
-    'check_reenact_options', 'reenact', 'reenact_grid', 'luminance', 'edge_bands', 'seam_scores',
-    'build_reenact_parser', 'check_reenact_args', 'run_reenact', 'reenact_main', 'crop_landmarks',
-    'score_frames', 'validation_clips', 'score_result', 'evaluate_self', 'appearance_features',
-    'appearance_gallery', 'source_rank', 'evaluate_cross', 'kit_targets', 'yaw_by_driver_motion',
-    'attainable_yaw', 'benchmark_reenact', 'reenact_peak_memory',
+    'scale_motion', 'ReenactResult', 'load_pretrained_encoder', 'default_encoder', 'check_reenact_options',
+    'reenact', 'reenact_grid', 'luminance', 'edge_bands', 'seam_scores', 'build_reenact_parser',
+    'check_reenact_args', 'run_reenact', 'reenact_main', 'crop_landmarks', 'score_frames', 'validation_clips',
+    'score_result', 'evaluate_self', 'appearance_features', 'appearance_gallery', 'source_rank',
+    'evaluate_cross', 'kit_targets', 'yaw_by_driver_motion', 'attainable_yaw', 'benchmark_reenact',
+    'reenact_peak_memory',
 ]
