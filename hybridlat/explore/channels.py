@@ -16,8 +16,10 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 from hybridlat.realfaces.datasets import align_photo, list_faces
-from hybridlat.realfaces.faces import (NoFaceError, check_landmarks, brow_raise, eye_openness, face_landmarks,
-                             head_pose, interocular_distance, mouth_opening)
+from hybridlat.realfaces.faces import (
+    NoFaceError, check_landmarks, brow_raise, eye_openness, face_landmarks, head_pose, interocular_distance,
+    mouth_opening,
+)
 from hybridlat.images import atomic_path, from_uint8, to_uint8
 from hybridlat.stylegan2.latents import generator_fingerprint, style_statistics
 from hybridlat.stylegan2.resample import upsample2d

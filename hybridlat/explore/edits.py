@@ -21,8 +21,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 from hybridlat.realfaces.datasets import crop_coverage, detect_one, list_faces, soften_border
-from hybridlat.realfaces.faces import (ImageReadError, align_face, face_landmarks, find_data_dir, load_image,
-    mouth_opening)
+from hybridlat.realfaces.faces import (
+    ImageReadError, align_face, face_landmarks, find_data_dir, load_image, mouth_opening,
+)
 from hybridlat.images import atomic_path
 from hybridlat.stylegan2.latents import generator_fingerprint
 from hybridlat.stylegan2.stylespace import check_finite, synthesis_from_s

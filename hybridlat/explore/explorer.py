@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastcore.basics import patch
-from hybridlat.stylegan2.latents import (generator_fingerprint, mixing_layer_ranges, style_statistics,
-    w_pca as fit_w_pca)
+from hybridlat.stylegan2.latents import (
+    generator_fingerprint, mixing_layer_ranges, style_statistics, w_pca as fit_w_pca,
+)
 from ..stylegan2.stylespace import StyleCode, StyleLayout, layer_groups, synthesis_from_s, w_plus_to_s
 
 # %% ../../nbs/3_explore/33_explorer.ipynb #9246a051

@@ -24,8 +24,9 @@ from PIL import Image, ImageFilter
 from scipy import ndimage
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
-from hybridlat.realfaces.faces import (ImageReadError, NoFaceError, align_face, align_frames, detect_faces,
-    face_landmarks, load_image)
+from hybridlat.realfaces.faces import (
+    ImageReadError, NoFaceError, align_face, align_frames, detect_faces, face_landmarks, load_image,
+)
 from hybridlat.images import atomic_path
 from hybridlat.realfaces.video import VideoReadError, read_video
 

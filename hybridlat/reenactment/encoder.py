@@ -14,8 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from hybridlat.images import atomic_path
-from hybridlat.stylegan2.checkpoints import (CheckpointError, check_finite_weights, load_plain_torch,
-    save_module_checkpoint)
+from hybridlat.stylegan2.checkpoints import (
+    CheckpointError, check_finite_weights, load_plain_torch, save_module_checkpoint,
+)
 from hybridlat.stylegan2.stylespace import (
     StyleLayout,
     w_plus_to_s,

@@ -19,16 +19,18 @@ from hybridlat.explore.channels import motion_measures
 from hybridlat.realfaces.datasets import FaceDataset, FramePairDataset, augment
 from hybridlat.training.discriminator import Discriminator
 from hybridlat.reenactment.encoder import encoder_for, load_encoder, render_hybrid, save_encoder
-from hybridlat.training.gan_checkpoints import (gather_rng, generator_from_checkpoint,
-    load_checkpoint as load_gan_checkpoint, seed_all, set_rng_state)
+from hybridlat.training.gan_checkpoints import (
+    gather_rng, generator_from_checkpoint, load_checkpoint as load_gan_checkpoint, seed_all, set_rng_state,
+)
 from hybridlat.realfaces.faces import face_landmarks
 from hybridlat.realfaces.identity import identity_distance_loss, load_face_net
 from hybridlat.commands import module_path
 from hybridlat.images import atomic_path, image_grid, save_image, to_uint8
 from hybridlat.stylegan2.latents import generator_fingerprint
 from hybridlat.realfaces.metrics import ms_ssim
-from hybridlat.reenactment.synthetic_pairs import (PAIR_KINDS, choose_pair_kind, generated_items, latent_loss,
-                                       latent_scales, load_motion_directions)
+from hybridlat.reenactment.synthetic_pairs import (
+    PAIR_KINDS, choose_pair_kind, generated_items, latent_loss, latent_scales, load_motion_directions,
+)
 from hybridlat.training.train_gan import (
     config_field,
     ResumableSampler,
