@@ -113,6 +113,7 @@ def add_demo_arguments(p):
     return p
 
 REFINE_STEPS = 100  # default of `hybridlat reenact --refine` and `reenact(refine_steps=)`
+SMOOTH_SECONDS = 0.04  # default of `--smooth` and `reenact(smooth_seconds=)`: one frame at 25 fps
 
 def add_reenact_arguments(p):
     "The arguments of `hybridlat reenact`, added to `p` (`reenact.check_reenact_args` checks them)."
@@ -146,6 +147,9 @@ def add_reenact_arguments(p):
     p.add_argument('--refine', type=int, default=REFINE_STEPS, metavar='STEPS',
                    help='steps of fitting W_ID to the source photo before rendering (0: the encoder\'s '
                         'W_ID as it is)')
+    p.add_argument('--smooth', type=float, default=SMOOTH_SECONDS, metavar='SECONDS',
+                   help="σ of the Gaussian that smooths S_F over time, in seconds (0: off; more: steadier, "
+                        'but fast mouth movement is blunted)')
     p.add_argument('--motion-scale', type=float, default=1.0, metavar='K',
                    help='multiply each frame\'s S_F by K (above 1: larger motion, a little less '
                         'identity; 0: no motion)')
@@ -155,7 +159,8 @@ def add_reenact_arguments(p):
 # The module's public names, kept here because nbdev writes its own `__all__` in lines of up to 120 columns
 # (the house style is 110); `tests/test_style.py` checks that this list is the one nbdev would derive.
 __all__ = [
-    'EXTRA_OF_MODULE', 'PACKAGE_OF_MODULE', 'PARTS', 'REFINE_STEPS', 'HelpFormatter', 'add_command',
-    'required_group', 'source_checkout', 'install_command', 'missing_module_message', 'missing_modules',
-    'missing_module', 'module_path', 'check_device', 'add_demo_arguments', 'add_reenact_arguments',
+    'EXTRA_OF_MODULE', 'PACKAGE_OF_MODULE', 'PARTS', 'REFINE_STEPS', 'SMOOTH_SECONDS', 'HelpFormatter',
+    'add_command', 'required_group', 'source_checkout', 'install_command', 'missing_module_message',
+    'missing_modules', 'missing_module', 'module_path', 'check_device', 'add_demo_arguments',
+    'add_reenact_arguments',
 ]

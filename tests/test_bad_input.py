@@ -90,6 +90,8 @@ CASES = {  # name: (argument changes, exit status, fragment of the one-line mess
     'refine too many': (dict(**{'--refine': '100000'}), 2, '--refine must be a whole number'),
     'motion-scale negative': (dict(**{'--motion-scale': '-1'}), 2, '--motion-scale must be'),
     'motion-scale nan': (dict(**{'--motion-scale': 'nan'}), 2, '--motion-scale must be'),
+    'smooth negative': (dict(**{'--smooth': '-0.1'}), 2, '--smooth must be'),
+    'smooth inf': (dict(**{'--smooth': 'inf'}), 2, '--smooth must be'),
     'output is the driving clip': (dict(**{'-o': 'driving.mp4'}), 2, 'is also an input'),
     'output is not a video': (dict(**{'-o': 'out.gif'}), 2, 'must end in'),
     'output under a file': (dict(**{'-o': 'notes.txt/out.mp4'}), 2, 'cannot write in'),
@@ -115,7 +117,7 @@ def test_reenact_bad_input(inputs, name):
     changes, status, fragment = CASES[name]
     (inputs / 'sub.mp4').mkdir(exist_ok=True)
     before = digest(inputs)
-    literal = ('--edit', '--fps', '--max-frames', '--refine', '--motion-scale')
+    literal = ('--edit', '--fps', '--max-frames', '--refine', '--motion-scale', '--smooth')
     resolved = {k: (v if v is None or k in literal else inputs / v)
                 for k, v in changes.items()}
     res = run_cli(*reenact_args(inputs, **{'--fps': '5', '--max-frames': '3', **resolved}), cwd=inputs)

@@ -111,7 +111,7 @@ def test_smoothing_is_in_seconds(G, E, self_res):
     assert not torch.allclose(smooth.s_f[k], self_res.s_f[k])
     two_frames = smooth_styles(self_res.s_f, 2.0)                         # 0.4 s at 5 frames a second
     for k, v in smooth.s_f.items(): assert torch.allclose(v, two_frames[k], atol=1e-6)
-    with pytest.raises(UsageError, match='smooth_seconds'):
+    with pytest.raises(UsageError, match='--smooth must be'):
         reenact(CLIP, CLIP, G=G, encoder=E, max_frames=2, progress=False, smooth_seconds=-0.1)
 
 

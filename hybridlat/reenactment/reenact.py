@@ -25,8 +25,8 @@ from hybridlat.realfaces.datasets import HELD_OUT_CLIPS
 from hybridlat.explore.edits import apply_edits, load_directions, parse_edits
 from hybridlat.explore.inversion import ReconstructionLoss, project
 from hybridlat.stylegan2.checkpoints import CheckpointError
-from hybridlat.commands import REFINE_STEPS, HelpFormatter, add_reenact_arguments, required_group
-from hybridlat.commands import check_device
+from hybridlat.commands import REFINE_STEPS, SMOOTH_SECONDS, HelpFormatter, add_reenact_arguments
+from hybridlat.commands import check_device, required_group
 from hybridlat.reenactment.encoder import HybridEncoder, check_encoder_fits, load_encoder, render_hybrid
 from hybridlat.realfaces.faces import (
     NoFaceError,
@@ -64,8 +64,9 @@ from hybridlat.realfaces.metrics import (
     thumbnail_features,
     temporal_jitter,
 )
-from hybridlat.realfaces.video import (VIDEO_OUT_SUFFIXES, VideoClip, read_video, video_frames, video_length,
-                             video_rate, write_video)
+from hybridlat.realfaces.video import (
+    VIDEO_OUT_SUFFIXES, VideoClip, read_video, video_frames, video_length, video_rate, write_video,
+)
 
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #c9dfaa07
 VIDEO_SUFFIXES = {'.mp4', '.mov', '.m4v', '.mkv', '.avi', '.webm'}
@@ -164,8 +165,6 @@ def edit_identity(w_id, edits=None, directions=None):
     return apply_edits(w_id, *check_edits(edits, directions))
 
 # %% ../../nbs/4_reenactment/43_reenact.ipynb #a40e02ae
-SMOOTH_SECONDS = 0.04   # σ of `reenact`'s smoothing of S_F over time: one frame at 25 fps
-
 def smooth_styles(s_f, sigma):
     """Each layer of `s_f` ({layer: [T, C]}) Gaussian-smoothed over time with `sigma` frames (0 or None:
     unchanged)."""
@@ -393,7 +392,7 @@ def check_reenact_options(fps=None, max_frames=None, batch_size=16, smooth_secon
         raise UsageError(f"--max-frames must be at least 1, got {max_frames}")
     if batch_size < 1: raise UsageError(f"batch_size must be at least 1, got {batch_size}")
     if smooth_seconds is not None and not (math.isfinite(smooth_seconds) and smooth_seconds >= 0):
-        raise UsageError(f"smooth_seconds must be a finite number of seconds ≥ 0, got {smooth_seconds}")
+        raise UsageError(f"--smooth must be a finite number of seconds ≥ 0, got {smooth_seconds}")
     check_refine_steps(refine_steps)
     check_motion_scale(motion_scale)
 
@@ -553,8 +552,13 @@ def build_reenact_parser(p=None):
 def check_reenact_args(args):
     """Every check that needs no model, before any work: options, files, output paths, edits. → (edits,
     directions)."""
-    check_reenact_options(args.fps, args.max_frames, refine_steps=getattr(args, 'refine', 0),
-                          motion_scale=getattr(args, 'motion_scale', 1.0))
+    check_reenact_options(
+        args.fps,
+        args.max_frames,
+        smooth_seconds=getattr(args, 'smooth', SMOOTH_SECONDS),
+        refine_steps=getattr(args, 'refine', 0),
+        motion_scale=getattr(args, 'motion_scale', 1.0),
+    )
     try: check_device(getattr(args, 'device', 'cpu'))
     except ValueError as e: raise UsageError(str(e)) from None
     for option, value in (
@@ -607,6 +611,7 @@ def run_reenact(args):
             match_colour=getattr(args, 'match_colour', True),
             refine_steps=getattr(args, 'refine', REFINE_STEPS),
             motion_scale=getattr(args, 'motion_scale', 1.0),
+            smooth_seconds=getattr(args, 'smooth', SMOOTH_SECONDS),
         )
         if args.grid: reenact_grid(res, path=args.grid)
     except UsageError as e: _fail(f'hybridlat reenact: {e}', 2)
@@ -838,15 +843,14 @@ def reenact_peak_memory(args, timeout=3600):
 # The module's public names, kept here because nbdev writes its own `__all__` in lines of up to 120 columns
 # (the house style is 110); `tests/test_style.py` checks that this list is the one nbdev would derive.
 __all__ = [
-    'VIDEO_SUFFIXES', 'EDIT_LIMIT', 'SMOOTH_SECONDS', 'REFINE_LIMIT', 'MOTION_SCALE_LIMIT', 'STAGES',
-    'PASTE_BYTES', 'MAX_FPS', 'KIT_TARGETS', 'read_source', 'read_driving', 'driving_frames',
-    'driving_length', 'driving_rate', 'align_source', 'align_driving', 'align_driving_stream', 'check_edits',
-    'edit_identity', 'smooth_styles', 'hold_missing', 'module_device', 'encode_driving', 'render_frames',
-    'paste_frames', 'default_refine_loss', 'check_refine_steps', 'refine_identity', 'check_motion_scale',
-    'scale_motion', 'ReenactResult', 'load_pretrained_encoder', 'default_encoder', 'check_reenact_options',
-    'reenact', 'reenact_grid', 'luminance', 'edge_bands', 'seam_scores', 'build_reenact_parser',
-    'check_reenact_args', 'run_reenact', 'reenact_main', 'crop_landmarks', 'score_frames', 'validation_clips',
-    'score_result', 'evaluate_self', 'appearance_features', 'appearance_gallery', 'source_rank',
-    'evaluate_cross', 'kit_targets', 'yaw_by_driver_motion', 'attainable_yaw', 'benchmark_reenact',
-    'reenact_peak_memory',
+    'VIDEO_SUFFIXES', 'EDIT_LIMIT', 'REFINE_LIMIT', 'MOTION_SCALE_LIMIT', 'STAGES', 'PASTE_BYTES', 'MAX_FPS',
+    'KIT_TARGETS', 'read_source', 'read_driving', 'driving_frames', 'driving_length', 'driving_rate',
+    'align_source', 'align_driving', 'align_driving_stream', 'check_edits', 'edit_identity', 'smooth_styles',
+    'hold_missing', 'module_device', 'encode_driving', 'render_frames', 'paste_frames', 'default_refine_loss',
+    'check_refine_steps', 'refine_identity', 'check_motion_scale', 'scale_motion', 'ReenactResult',
+    'load_pretrained_encoder', 'default_encoder', 'check_reenact_options', 'reenact', 'reenact_grid',
+    'luminance', 'edge_bands', 'seam_scores', 'build_reenact_parser', 'check_reenact_args', 'run_reenact',
+    'reenact_main', 'crop_landmarks', 'score_frames', 'validation_clips', 'score_result', 'evaluate_self',
+    'appearance_features', 'appearance_gallery', 'source_rank', 'evaluate_cross', 'kit_targets',
+    'yaw_by_driver_motion', 'attainable_yaw', 'benchmark_reenact', 'reenact_peak_memory',
 ]
