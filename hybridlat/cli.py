@@ -127,19 +127,24 @@ def write_reenactment_video(path, source, driving, output, fps=24):
 
 # %% ../nbs/60_cli.ipynb #84ef3819
 @no_grad
-def pick_channels(G, n=3, seed=0, candidates=16, sigma=5.0, n_stats=64):
-    "`n` (layer, channel), distinct deformation layers: of `candidates` channels a layer, those moving most."
+def pick_channels(G, n=3, seed=0, candidates=16, sigma=5.0, n_stats=64, batch=16):
+    """`n` (layer, channel), distinct deformation layers: of `candidates` channels a layer, those moving most
+    (rendered `batch` edits at a time)."""
     from hybridlat.stylegan2.stylespace import StyleLayout, layer_groups, synthesis_from_s, w_plus_to_s
     layout = StyleLayout.from_generator(G)
     s, std = w_plus_to_s(G, G.sample_ws([seed])), style_std(G, n_stats)
-    base = synthesis_from_s(G, s)
-    def change(layer, c):                                                   # mean |Δ pixel| of one +σ edit
-        edited = synthesis_from_s(G, s.edit_channel(layer, c, sigma * std[layer][0, c].item()))
-        return float((edited - base).abs().mean())
+    base = synthesis_from_s(G, s)                                           # [1, 3, R, R]
+    def changes(layer, channels):                                           # mean |Δ pixel| of each +σ edit
+        edited = s.map(lambda v: v.expand(len(channels), -1))
+        v = edited[layer].clone()                                           # [len(channels), C]
+        v[range(len(channels)), channels] += sigma * std[layer][0, channels]
+        return (synthesis_from_s(G, edited.replace({layer: v})) - base).abs().mean((1, 2, 3)).tolist()
     best = {}                                                               # layer → (change, channel)
     for layer in layer_groups(layout)['deformation']:
         width = layout.channels[layout.names.index(layer)]
-        best[layer] = max((change(layer, c), c) for c in range(0, width, max(1, width // candidates)))
+        tried = list(range(0, width, max(1, width // candidates)))
+        moved = [m for i in range(0, len(tried), batch) for m in changes(layer, tried[i:i + batch])]
+        best[layer] = max(zip(moved, tried))
     strongest = sorted(best, key=lambda layer: best[layer][0], reverse=True)[:n]
     return [(layer, best[layer][1]) for layer in best if layer in strongest]   # in layer order, coarse first
 

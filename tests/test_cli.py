@@ -69,6 +69,17 @@ def test_demo_renders_from_a_checkpoint(tmp_path):
     assert info['resolution'] == 32 and info['generator'] == 'checkpoint g32.pt'
 
 
+def test_pick_channels_renders_in_batches_as_one_at_a_time():
+    import torch
+    from hybridlat.cli import pick_channels
+    from hybridlat.stylegan2.generator import Generator, small_generator_kwargs
+    torch.manual_seed(7)
+    G = Generator(**small_generator_kwargs(32))
+    picked = pick_channels(G, candidates=8, batch=5)                       # 8 channels a layer: 5, then 3
+    assert picked == pick_channels(G, candidates=8, batch=1)
+    assert len(picked) == 3 and len({layer for layer, _ in picked}) == 3
+
+
 def test_demo_rejects_a_non_checkpoint(tmp_path):
     (tmp_path / 'notes.pkl').write_text('not a checkpoint')
     res = run_cli(
