@@ -69,15 +69,23 @@ def test_demo_renders_from_a_checkpoint(tmp_path):
     assert info['resolution'] == 32 and info['generator'] == 'checkpoint g32.pt'
 
 
-def test_pick_channels_renders_in_batches_as_one_at_a_time():
+def test_pick_channels_renders_in_batches_what_single_edits_give():
     import torch
-    from hybridlat.cli import pick_channels
+    from hybridlat.cli import pick_channels, style_std
     from hybridlat.stylegan2.generator import Generator, small_generator_kwargs
+    from hybridlat.stylegan2.stylespace import StyleLayout, layer_groups, synthesis_from_s, w_plus_to_s
     torch.manual_seed(7)
-    G = Generator(**small_generator_kwargs(32))
-    picked = pick_channels(G, candidates=8, batch=5)                       # 8 channels a layer: 5, then 3
-    assert picked == pick_channels(G, candidates=8, batch=1)
-    assert len(picked) == 3 and len({layer for layer, _ in picked}) == 3
+    G = Generator(**small_generator_kwargs(32)).requires_grad_(False)
+    s, std = w_plus_to_s(G, G.sample_ws([0])), style_std(G, 64)
+    base = synthesis_from_s(G, s)
+    moved = {}                                            # the reference: one `edit_channel` at a time
+    for layer in layer_groups(StyleLayout.from_generator(G))['deformation']:
+        edits = [(float((synthesis_from_s(G, s.edit_channel(layer, c, 5 * std[layer][0, c].item())) - base)
+                        .abs().mean()), c) for c in range(0, 256, 32)]
+        moved[layer] = max(edits)
+    strongest = sorted(moved, key=lambda layer: moved[layer][0], reverse=True)[:3]
+    expected = [(layer, moved[layer][1]) for layer in moved if layer in strongest]
+    assert pick_channels(G, candidates=8, batch=5) == expected              # 8 channels a layer: 5, then 3
 
 
 def test_demo_rejects_a_non_checkpoint(tmp_path):
