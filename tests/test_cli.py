@@ -16,11 +16,27 @@ def run_cli(*args, cwd):
     )
 
 
-def test_demo_writes_pictures_and_report(tmp_path):
-    res = run_cli('demo', '--out', str(tmp_path / 'out'), '--seed', '4', cwd=tmp_path)
+BLOCK_DLIB = (  # the first README command installs without the `faces` extra: the demo must not import dlib
+    "import sys\n"
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('dlib', 'face_recognition_models'):\n"
+    "            raise ImportError('blocked ' + name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+    "from hybridlat.cli import main; sys.exit(main())"
+)
+
+
+def test_demo_as_a_newcomer_runs_it(tmp_path):
+    """One `hybridlat demo` (dlib unimportable, as after the first README command) checked for everything it
+    writes, then the same seed with `--true-latents`: a demo takes ~20 s, so the checks share two runs."""
+    from hybridlat.realfaces.video import read_video
+    out = tmp_path / 'out'
+    res = subprocess.run([sys.executable, '-c', BLOCK_DLIB, 'demo', '--out', str(out), '--seed', '4'],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
-    files = sorted(p.name for p in (tmp_path / 'out').iterdir())
-    assert files == [
+    # pictures, video and report
+    assert sorted(p.name for p in out.iterdir()) == [
         'README.txt',
         'demo.json',
         'reenactment.mp4',
@@ -29,10 +45,26 @@ def test_demo_writes_pictures_and_report(tmp_path):
         'style_mixing.png',
         'stylespace_channels.png',
     ]
-    info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
+    info = json.loads((out / 'demo.json').read_text())
     assert info['seeds'][0] == 4 and info['resolution'] == 128
     assert info['generator'].startswith('embedded faces128 generator')  # the shipped weights, not random ones
-    assert all(f'wrote {tmp_path / "out"}' in line for line in res.stdout.strip().splitlines())
+    assert info['reenactment']['latents'].startswith('encoded by the shipped faces128 encoder')
+    assert all(f'wrote {out}' in line for line in res.stdout.strip().splitlines())
+    # the video: the source panel is a still, the driving panel moves
+    clip = read_video(out / 'reenactment.mp4')
+    assert len(clip) == 48 and clip.size == (3 * 128, 128)
+    left, middle = clip.frames[:, :, :128].astype(float), clip.frames[:, :, 128:256].astype(float)
+    assert abs(left[0] - left[-1]).mean() < 2
+    assert abs(middle[0] - middle[24]).mean() > 0.5
+    # the right panel is the encoder's, not the true latents'
+    res = run_cli('demo', '--out', str(tmp_path / 'true'), '--seed', '4', '--true-latents', cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    enc, true = (
+        read_video(d / 'reenactment.mp4').frames[:, :, 256:].astype(float) for d in (out, tmp_path / 'true')
+    )
+    assert abs(enc - true).mean() > 1.0
+    info = json.loads((tmp_path / 'true' / 'demo.json').read_text())
+    assert info['reenactment']['latents'].startswith('true latents')
 
 
 def test_demo_with_missing_checkpoint_fails_clearly(tmp_path):
@@ -96,32 +128,6 @@ def test_demo_rejects_a_non_checkpoint(tmp_path):
     assert res.returncode == 1 and 'hybridlat demo:' in res.stderr and 'Traceback' not in res.stderr
 
 
-def test_demo_video_shows_source_driving_and_output(tmp_path):
-    from hybridlat.realfaces.video import read_video
-    res = run_cli('demo', '--out', str(tmp_path / 'out'), cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    clip = read_video(tmp_path / 'out' / 'reenactment.mp4')
-    assert len(clip) == 48 and clip.size == (3 * 128, 128)
-    left, middle = clip.frames[:, :, :128].astype(float), clip.frames[:, :, 128:256].astype(float)
-    assert abs(left[0] - left[-1]).mean() < 2           # the source panel is a still
-    assert abs(middle[0] - middle[24]).mean() > 0.5     # the driving panel moves
-    info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
-    assert info['reenactment']['latents'].startswith('encoded by the shipped faces128 encoder')
-
-
-def test_demo_true_latents_differ_from_encoded(tmp_path):
-    from hybridlat.realfaces.video import read_video
-    for name, extra in (('enc', []), ('true', ['--true-latents'])):
-        res = run_cli('demo', '--out', str(tmp_path / name), *extra, cwd=tmp_path)
-        assert res.returncode == 0, res.stderr
-    enc, true = (
-        read_video(tmp_path / n / 'reenactment.mp4').frames[:, :, 256:].astype(float) for n in ('enc', 'true')
-    )
-    assert abs(enc - true).mean() > 1.0  # the right panel is the encoder's, not the true latents'
-    info = json.loads((tmp_path / 'true' / 'demo.json').read_text())
-    assert info['reenactment']['latents'].startswith('true latents')
-
-
 def test_demo_encodes_frames_when_given_an_encoder(tmp_path):
     from hybridlat.reenactment.encoder import encoder_for, save_encoder
     from hybridlat.training.pretrained import load_pretrained
@@ -130,18 +136,3 @@ def test_demo_encodes_frames_when_given_an_encoder(tmp_path):
     assert res.returncode == 0, res.stderr
     info = json.loads((tmp_path / 'out' / 'demo.json').read_text())
     assert info['reenactment']['latents'] == f'encoded by {tmp_path / "enc.pt"}'
-
-
-def test_demo_needs_no_face_extras(tmp_path):
-    "The first README command installs without the `faces` extra: the demo must not import dlib."
-    block = ("import sys\n"
-             "class Block:\n"
-             "    def find_spec(self, name, path=None, target=None):\n"
-             "        if name.split('.')[0] in ('dlib', 'face_recognition_models'): raise "
-             "ImportError('blocked ' + name)\n"
-             "sys.meta_path.insert(0, Block())\n"
-             "from hybridlat.cli import main; sys.exit(main())")
-    res = subprocess.run([sys.executable, '-c', block, 'demo', '--out', str(tmp_path / 'out')],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    assert (tmp_path / 'out' / 'reenactment.mp4').stat().st_size > 10_000
