@@ -146,7 +146,7 @@ def add_reenact_arguments(p):
     p.add_argument('--grid', default=None, help='also save a driving/output frame grid PNG here')
     p.add_argument('--refine', type=int, default=REFINE_STEPS, metavar='STEPS',
                    help='steps of fitting W_ID to the source photo before rendering (0: the encoder\'s '
-                        'W_ID as it is)')
+                        'W_ID as it is; more: a closer likeness, but the face follows the motion less)')
     p.add_argument('--smooth', type=float, default=SMOOTH_SECONDS, metavar='SECONDS',
                    help="σ of the Gaussian that smooths S_F over time, in seconds (0: off; more: steadier, "
                         'but fast mouth movement is blunted)')
