@@ -555,11 +555,11 @@ def check_reenact_args(args):
     check_reenact_options(
         args.fps,
         args.max_frames,
-        smooth_seconds=getattr(args, 'smooth', SMOOTH_SECONDS),
-        refine_steps=getattr(args, 'refine', 0),
-        motion_scale=getattr(args, 'motion_scale', 1.0),
+        smooth_seconds=args.smooth,
+        refine_steps=args.refine,
+        motion_scale=args.motion_scale,
     )
-    try: check_device(getattr(args, 'device', 'cpu'))
+    try: check_device(args.device)
     except ValueError as e: raise UsageError(str(e)) from None
     for option, value in (
         ('source', args.source),
@@ -590,7 +590,7 @@ def run_reenact(args):
     "Run `hybridlat reenact` from parsed `args`; bad input ends it with one line (exit 2: usage, 1: data)."
     try:
         edits, directions = check_reenact_args(args)
-        device = getattr(args, 'device', 'cpu')
+        device = args.device
         if args.checkpoint:
             from hybridlat.stylegan2.checkpoints import load_generator
             G = load_generator(args.checkpoint, device=device)
@@ -607,11 +607,11 @@ def run_reenact(args):
             fps=args.fps,
             max_frames=args.max_frames,
             audio=args.audio,
-            paste_shape=getattr(args, 'paste_mask', 'face'),
-            match_colour=getattr(args, 'match_colour', True),
-            refine_steps=getattr(args, 'refine', REFINE_STEPS),
-            motion_scale=getattr(args, 'motion_scale', 1.0),
-            smooth_seconds=getattr(args, 'smooth', SMOOTH_SECONDS),
+            paste_shape=args.paste_mask,
+            match_colour=args.match_colour,
+            refine_steps=args.refine,
+            motion_scale=args.motion_scale,
+            smooth_seconds=args.smooth,
         )
         if args.grid: reenact_grid(res, path=args.grid)
     except UsageError as e: _fail(f'hybridlat reenact: {e}', 2)
